@@ -1,65 +1,84 @@
-"""The main job: `python train.py`.
+"""Train a Korean lipreading model: `python train.py` (the embedded synthetic corpus, about 20 minutes on 2 cores).
 
-CTC training of the LipNet model on the synthetic corpus is not built yet (the training issue). Until it
-is, this runs an end-to-end demo of what exists, and says so: the project's held-out Korean sentences
-become simulated lipreading logits in which look-alike jamo (same viseme class) are confused, and the
-greedy, Hangul beam and beam + language-model decoders are scored with the project's metrics. The
-figures measure the decoder and LM, not lipreading: no video and no trained model are involved.
+Without arguments: generate (or reuse) the synthetic corpus, preprocess it, train the CPU preset for the
+time budget, evaluate on held-out sentences of seen speakers (seen), held-out speakers (unseen) and
+held-out free sentences (free) with greedy, beam and beam + LM decoding, and save everything under
+runs/<date-time>/ (runs/latest points to it). Other data: --data aihub:DIR | grid:DIR | manifest:FILE.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import random
-import time
-from datetime import datetime
+import dataclasses
+import logging
+import sys
 from pathlib import Path
 
-import numpy as np
+import lipnet_ko  # noqa: F401  (sets the oneDNN switch before TensorFlow loads)
+from lipnet_ko.training import SCHEDULES, STRATEGIES, TrainConfig, default_run_dir, format_metrics, train
 
-from lipnet_ko.decoding import DecodingOptions, decode
-from lipnet_ko.lm import load_default_lm
-from lipnet_ko.metrics import score_corpus
-from lipnet_ko.sentences import load_free_sentences, load_grammar, split_free_sentences
-from lipnet_ko.synthetic_logits import confused_utterances
-from lipnet_ko.tokenizer import JamoTokenizer
+FLAGS = {  # flag -> (TrainConfig field, type); data.* fields live in DataConfig
+    "--data": ("data.spec", str),
+    "--tokenizer": ("data.tokenizer", str),
+    "--cache-dir": ("data.cache_dir", str),
+    "--preset": ("preset", str),
+    "--batch-size": ("batch_size", int),
+    "--epochs": ("epochs", int),
+    "--learning-rate": ("learning_rate", float),
+    "--schedule": ("schedule", str),
+    "--max-minutes": ("max_minutes", float),
+    "--curriculum-epochs": ("curriculum_epochs", int),
+    "--strategy": ("strategy", str),
+    "--seed": ("seed", int),
+}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-dir", type=Path, default=None, help="where metrics.json goes (default runs/<date-time>)")
-    parser.add_argument("--beam", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    print(__doc__.strip().split("\n\n")[1].replace("\n", " ") + "\n")
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n")[1])
+    parser.add_argument("--config", type=Path, help="a TrainConfig JSON (e.g. a run's config.json); flags override it")
+    for flag, (name, kind) in FLAGS.items():
+        choices = {"--schedule": SCHEDULES, "--strategy": STRATEGIES, "--tokenizer": ("jamo", "char")}.get(flag)
+        parser.add_argument(flag, type=kind, choices=choices, help=f"TrainConfig.{name}")
+    parser.add_argument("--no-time-limit", action="store_true", help="train all --epochs, whatever the time")
+    parser.add_argument("--no-augment", action="store_true", help="turn augmentation off")
+    parser.add_argument("--run-dir", type=Path, help="run folder (default runs/<date-time>; runs/latest points to the newest)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or runs/latest) from its last checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
 
-    tokenizer, lm = JamoTokenizer(), load_default_lm()
-    _, free_test = split_free_sentences(load_free_sentences(), 0.2, seed=0)
-    splits = {"free": free_test, "grammar": load_grammar().sample(random.Random(12345 + args.seed), 100)}
-    decoders = {
-        "greedy": DecodingOptions(beam_width=1),
-        "beam": DecodingOptions(beam_width=args.beam),
-        "beam_lm": DecodingOptions(beam_width=args.beam, lm=lm),
-    }
-    rng = np.random.default_rng(args.seed)
-    metrics: dict = {"kind": "decoder demo on simulated viseme-confused logits (no trained model)"}
-    for split, sentences in splits.items():
-        logits = confused_utterances(sentences, tokenizer, rng)
-        for name, options in decoders.items():
-            start = time.perf_counter()
-            hyps = [decode(x[None], None, tokenizer, options)[0].text for x in logits]
-            scores = score_corpus(sentences, hyps).to_dict()
-            ms = 1000 * (time.perf_counter() - start) / len(logits)
-            metrics.setdefault(split, {})[name] = {"syllable_cer": scores["cer"], "jamo_cer": scores["jamo_cer"], "wer": scores["wer"], "bleu": scores["bleu"]}
-            print(f"{split:<8} {name:<8} syllable CER {scores['cer']:6.1%}  jamo CER {scores['jamo_cer']:6.1%}  "
-                  f"WER {scores['wer']:6.1%}  BLEU {scores['bleu']:5.1f}  ({ms:.1f} ms/utterance, n={len(sentences)})")
-        print(f"         e.g. reference {sentences[0]!r}\n              beam + LM {hyps[0]!r}")
-    run_dir = args.run_dir or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1), encoding="utf-8")
-    print(f"\nmetrics written to {run_dir / 'metrics.json'}")
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    config = TrainConfig.from_json(args.config) if args.config else TrainConfig()
+    top, data = {}, {}
+    for flag, (name, _) in FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            (data if name.startswith("data.") else top)[name.removeprefix("data.")] = value
+    if args.no_time_limit:
+        top["max_minutes"] = None
+    if args.no_augment:
+        top["augment"] = None
+    if data.get("spec", "").startswith("grid:") and "tokenizer" not in data:
+        data["tokenizer"] = "char"  # GRID is English
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, **data), **top)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        config = config_from_args(args)
+        run_dir = args.run_dir or (Path("runs/latest") if args.resume else default_run_dir())
+        result = train(config, run_dir.resolve() if args.resume else run_dir, resume=args.resume, progress=not args.quiet)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: continue with `python train.py --resume --run-dir RUN`", file=sys.stderr)
+        return 130
+    print(f"\nrun folder: {result.run_dir}\n{format_metrics(result.metrics)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -241,17 +241,24 @@ class ClipBatcher:
             ids[row, : len(label)] = label
         return (crops, crop_lengths), (ids, id_lengths)
 
-    def epoch(self, epoch: int | None = None) -> Iterator:
-        """Yield every batch of one epoch; without ``epoch``, each call is the next epoch."""
+    def epoch(self, epoch: int | None = None, start_batch: int = 0) -> Iterator:
+        """Yield every batch of one epoch from ``start_batch`` on; without ``epoch``, each call is the next epoch.
+
+        Batches depend only on (seed, epoch, batch position), so a resumed run that starts at batch
+        ``k`` of epoch ``e`` sees exactly what an uninterrupted run saw there.
+        """
         epoch = next(self._epochs) if epoch is None else epoch
-        for indices in self.batch_order(epoch):
+        for indices in self.batch_order(epoch)[start_batch:]:
             yield self.make_batch(indices, epoch)
 
     def __len__(self) -> int:
         return math.ceil(len(self.examples) / self.config.batch_size)
 
-    def dataset(self):
-        """A ``tf.data.Dataset`` over one epoch per iteration (re-iterate, or ``.repeat()``, for more)."""
+    def dataset(self, epoch: int | None = None, start_batch: int = 0):
+        """A ``tf.data.Dataset`` over one epoch per iteration (re-iterate, or ``.repeat()``, for more).
+
+        With ``epoch`` given, every iteration yields that epoch's batches from ``start_batch`` on.
+        """
         import tensorflow as tf
 
         h, w, c = self.frame_shape
@@ -259,7 +266,7 @@ class ClipBatcher:
             (tf.TensorSpec((None, None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32)),
             (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int32)),
         )
-        dataset = tf.data.Dataset.from_generator(lambda: self.epoch(), output_signature=signature)
+        dataset = tf.data.Dataset.from_generator(lambda: self.epoch(epoch, start_batch), output_signature=signature)
         return dataset.prefetch(self.config.prefetch)
 
 

@@ -26,7 +26,7 @@ def test_output_shape_and_stable_layer_names():
 
 def test_presets_have_the_documented_sizes():
     assert 4.4e6 < build_model(PRESETS["lipnet"]).count_params() < 4.8e6
-    assert 1.0e6 < build_model(PRESETS["small"]).count_params() < 1.3e6
+    assert 0.5e6 < build_model(PRESETS["small"]).count_params() < 0.7e6
     with pytest.raises(ValueError, match="unknown model preset"):
         model_config("huge")
 
@@ -67,3 +67,27 @@ def test_config_round_trip_and_validation():
         ModelConfig(conv_filters=(8, 8))
     with pytest.raises(ValueError, match="too small"):
         LipNet(model_config("tiny", height=4, width=4))
+
+
+def test_clip_normalisation_removes_gain_and_offset_per_clip():
+    model = build_model(TINY, frames=12)
+    crops, lengths = batch((12, 7))
+    brighter = crops.copy()
+    brighter[1, :7] = 0.5 * brighter[1, :7] + 0.3  # the second clip only, real frames only (padding stays zero)
+    a, b = model((crops, lengths)).numpy(), model((brighter, lengths)).numpy()
+    np.testing.assert_allclose(a[1, :7], b[1, :7], atol=1e-4)
+    np.testing.assert_allclose(a[0], b[0], atol=1e-6)
+    raw = build_model(model_config("tiny", height=24, width=48, vocabulary_size=11, input_norm="none"), frames=12)
+    assert not np.allclose(raw((crops, lengths)).numpy()[1, :7], raw((brighter, lengths)).numpy()[1, :7], atol=1e-3)
+
+
+def test_input_pooling_shrinks_the_features_and_keeps_padding_invariance():
+    pooled = model_config("tiny", height=48, width=96, vocabulary_size=11, input_pool=2)
+    assert LipNet(pooled).feature_dim < LipNet(model_config("tiny", height=48, width=96, vocabulary_size=11)).feature_dim
+    model = build_model(pooled, frames=12)
+    crops, lengths = batch((12, 7), config=pooled)
+    together = model((crops, lengths)).numpy()
+    alone = model((crops[1:, :7], lengths[1:])).numpy()
+    np.testing.assert_allclose(together[1, :7], alone[0], atol=1e-5)
+    with pytest.raises(ValueError, match="input_pool"):
+        ModelConfig(input_pool=0)

@@ -1,0 +1,169 @@
+"""Training and inference throughput of the model (issue 6 benchmark).
+
+Measured in one run, per preset:
+
+1. train, pipeline: the training loop's own path (``ClipBatcher.dataset`` with augmentation, prefetched,
+   feeding ``model.train_on_batch``, as ``lipnet_ko.training`` does), clips/s;
+2. train, model only (the baseline): the same train steps on the same batches pre-made in memory;
+   the ratio 1/2 is the share of model speed the input pipeline keeps (target >= 0.9);
+3. inference clips/s at batch 1 and batch 16 (``predict_on_batch``);
+4. achieved GFLOP/s (analytic FLOP count of the network; a train step counted as 3x the forward pass)
+   as a share of this machine's float32 matmul peak, measured in the same run.
+
+Clips are 75 frames of 50x100 RGB (LipNet's input), saved as .npz like ``lipnet-ko preprocess`` writes them.
+Medians of ``--repeats``. Usage: python benchmarks/bench_training.py [--presets small,lipnet] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FRAMES = 75
+
+
+def forward_flops(config, frames: int = FRAMES) -> float:
+    """Multiply-adds x 2 of one clip's forward pass: Conv3D blocks, BiGRUs, the logits layer."""
+    h, w, c = -(-config.height // config.input_pool), -(-config.width // config.input_pool), config.channels
+    flops = 0.0
+    for filters, kernel, stride in zip(config.conv_filters, config.conv_kernels, config.conv_strides):
+        h, w = -(-h // stride[1]), -(-w // stride[2])
+        flops += 2 * frames * h * w * filters * c * kernel[0] * kernel[1] * kernel[2]
+        h, w, c = h // 2, w // 2, filters
+    features = h * w * c
+    units = config.gru_units
+    for _ in range(config.num_gru_layers):
+        flops += 2 * 2 * frames * 3 * units * (features + units)  # 2 directions, 3 gates
+        features = 2 * units
+    return flops + 2 * frames * features * config.vocabulary_size
+
+
+def matmul_peak(repeats: int) -> float:
+    import tensorflow as tf
+
+    n = 2048
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    matmul = tf.function(lambda x, y: tf.matmul(x, y))
+    matmul(a, b).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(10):
+            out = matmul(a, b)
+        out.numpy()
+        times.append((time.perf_counter() - start) / 10)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def make_clips(folder: Path, count: int, rng: np.random.Generator) -> list[Path]:
+    base = rng.integers(0, 256, (FRAMES, 50, 100, 3), dtype=np.uint8)
+    paths = []
+    for i in range(count):
+        path = folder / f"clip{i}.npz"
+        np.savez_compressed(path, crops=np.roll(base, i, axis=2), found=np.ones(FRAMES, bool),
+                            text=np.str_("공을 갑 삼 옆에 다시 놓아"), speaker=np.str_(f"s{i % 4}"))
+        paths.append(path)
+    return paths
+
+
+def bench_preset(preset: str, examples, args, peak: float) -> dict:
+    import keras
+
+    from lipnet_ko.data import AugmentConfig, ClipBatcher, PipelineConfig
+    from lipnet_ko.model import build_model, model_config
+
+    keras.utils.set_random_seed(0)
+    config = model_config(preset)
+    model = build_model(config, frames=FRAMES)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=False)
+    batcher = ClipBatcher(examples, PipelineConfig(batch_size=args.batch_size, cache=False), AugmentConfig())
+    premade = list(batcher.epoch(0))
+    for x, y in premade[:2]:  # trace both shapes
+        model.train_on_batch(x, y)
+
+    def pipeline_epoch(epoch: int) -> float:
+        start = time.perf_counter()
+        n = 0
+        for x, y in batcher.dataset(epoch):
+            model.train_on_batch(x, y)
+            n += int(x[1].shape[0])
+        return n / (time.perf_counter() - start)
+
+    def model_only() -> float:
+        start = time.perf_counter()
+        n = 0
+        for x, y in premade:
+            model.train_on_batch(x, y)
+            n += int(x[1].shape[0])
+        return n / (time.perf_counter() - start)
+
+    pipe, alone = [], []
+    for r in range(args.repeats):
+        alone.append(model_only())
+        pipe.append(pipeline_epoch(r))
+    infer = {}
+    for batch in (1, 16):
+        crops = np.random.default_rng(0).random((batch, FRAMES, 50, 100, 3), dtype=np.float32)
+        lengths = np.full(batch, FRAMES, np.int32)
+        model.predict_on_batch((crops, lengths))
+        rates = []
+        for _ in range(args.repeats):
+            calls = max(1, 16 // batch)
+            start = time.perf_counter()
+            for _ in range(calls):
+                model.predict_on_batch((crops, lengths))
+            rates.append(calls * batch / (time.perf_counter() - start))
+        infer[batch] = statistics.median(rates)
+    flops = forward_flops(config)
+    train_rate = statistics.median(pipe)
+    return {
+        "preset": preset,
+        "params_m": model.count_params() / 1e6,
+        "gflop_fwd": flops / 1e9,
+        "train_pipeline": train_rate,
+        "train_model_only": statistics.median(alone),
+        "ratio": train_rate / statistics.median(alone),
+        "infer_b1": infer[1],
+        "infer_b16": infer[16],
+        "train_gflops": 3 * flops * train_rate / 1e9,
+        "infer_gflops": flops * infer[16] / 1e9,
+        "peak": peak,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", default="small,lipnet")
+    parser.add_argument("--clips", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    import lipnet_ko  # noqa: F401  (first: TensorFlow's oneDNN switch)
+
+    from lipnet_ko.data import load_examples
+    from lipnet_ko.tokenizer import JamoTokenizer
+
+    peak = matmul_peak(args.repeats)
+    print(f"float32 matmul peak (2048^2, median of {args.repeats}): {peak:.0f} GFLOP/s")
+    with tempfile.TemporaryDirectory() as tmp:
+        examples, _ = load_examples(make_clips(Path(tmp), args.clips, np.random.default_rng(0)), JamoTokenizer())
+        for preset in args.presets.split(","):
+            r = bench_preset(preset, examples, args, peak)
+            print(f"\n{preset}: {r['params_m']:.2f} M parameters, {r['gflop_fwd']:.2f} GFLOP forward per {FRAMES}-frame clip")
+            print(f"  train, real pipeline (streamed .npz, augmented): {r['train_pipeline']:6.2f} clips/s")
+            print(f"  train, model only (pre-made batches):            {r['train_model_only']:6.2f} clips/s")
+            print(f"  ratio pipeline / model only:                     {r['ratio']:6.3f}  (target >= 0.9)")
+            print(f"  inference batch 1:  {r['infer_b1']:6.2f} clips/s   batch 16: {r['infer_b16']:6.2f} clips/s")
+            print(f"  achieved: train {r['train_gflops']:.0f} GFLOP/s ({r['train_gflops'] / peak:.0%} of peak), "
+                  f"inference b16 {r['infer_gflops']:.0f} GFLOP/s ({r['infer_gflops'] / peak:.0%} of peak)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""The data of a training run: corpus spec -> clips -> preprocessed crops -> split examples.
+
+``prepare_data(config)`` does, in order: make (or reuse) the synthetic corpus when the spec is
+``synthetic``; scan the corpus; split it into ``train``, ``val`` (held-out utterances of training
+speakers, used to pick the best checkpoint), ``seen`` (other held-out utterances of training speakers:
+the seen-speaker test), ``unseen`` (held-out speakers) and, for the synthetic default, ``free`` (the
+held-out free sentences, never in training); preprocess every clip once through
+``lipnet_ko.preprocess`` (cached, resumable); and load the examples.
+
+Held-out utterances whose text also occurs in ``train`` are dropped from ``val`` and ``seen``, so those
+splits are held-out *sentences*, not only held-out recordings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lipnet_ko.corpora import is_spec, read_split, scan, split_by_speaker, split_by_utterance
+from lipnet_ko.data import Example, load_examples
+from lipnet_ko.datasets import Clip
+from lipnet_ko.preprocess import PreprocessConfig, output_path, run_batch
+from lipnet_ko.synth import SPLIT_NAME, SynthConfig, generate_corpus
+from lipnet_ko.text import normalize_text
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SYNTH_DIR = Path(__file__).resolve().parent.parent / "data" / "synth"  # the embedded default corpus lives here
+EVAL_SPLITS = ("seen", "unseen", "free")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which corpus a run trains on and how it is split."""
+
+    spec: str = "synthetic"  # "synthetic" (the embedded default corpus), synthetic:DIR, aihub:DIR, grid:DIR, manifest:FILE
+    tokenizer: str = "jamo"  # "jamo" (Korean) or "char" (English, GRID)
+    synth: SynthConfig = field(default_factory=SynthConfig)  # the corpus "synthetic" generates
+    synth_dir: str | None = None  # where "synthetic" is generated; None = data/synth/default
+    free_sentences: int = 3  # "synthetic": held-out free sentences per training speaker, the "free" split
+    cache_dir: str | None = None  # preprocessed crops; None = "<corpus>-crops" beside the corpus
+    val_share: float = 0.05  # training speakers' utterances held out for validation (best checkpoint)
+    seen_share: float = 0.1  # training speakers' utterances held out for the seen-speaker test
+    unseen_share: float = 0.2  # corpora without split.json: share of speakers held out (unseen test)
+    split_seed: int = 0
+    max_train_clips: int | None = None  # cap (for quick runs); None = all
+    jobs: int = 2  # worker processes for generation and preprocessing
+
+    def __post_init__(self) -> None:
+        if isinstance(self.synth, dict):
+            object.__setattr__(self, "synth", SynthConfig(**self.synth))
+        if self.spec != "synthetic" and not is_spec(self.spec):
+            raise ValueError(f"data spec must be 'synthetic' or KIND:PATH (aihub:, grid:, manifest:, synthetic:), got {self.spec!r}")
+        if self.tokenizer not in ("jamo", "char"):
+            raise ValueError(f"DataConfig.tokenizer must be 'jamo' or 'char', got {self.tokenizer!r}")
+        for name in ("val_share", "seen_share", "unseen_share"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"DataConfig.{name} must be in [0, 1), got {getattr(self, name)}")
+
+
+@dataclass
+class RunData:
+    """Examples per split, plus what was skipped on the way."""
+
+    splits: dict[str, list[Example]]  # train, val, seen, unseen, free (some may be empty)
+    clip_ids: dict[str, list[str]]
+    skipped: list[dict]  # {clip_id or path, reason}
+    corpus: str  # resolved spec of the main corpus
+
+    def summary(self) -> dict:
+        return {
+            "corpus": self.corpus,
+            "clips": {name: len(examples) for name, examples in self.splits.items()},
+            "skipped": len(self.skipped),
+        }
+
+
+def synthetic_dirs(config: DataConfig) -> tuple[Path, Path]:
+    """(main corpus, free-sentence corpus) folders of the ``synthetic`` spec."""
+    base = Path(config.synth_dir) if config.synth_dir else DEFAULT_SYNTH_DIR / "default"
+    return base, base.with_name(base.name + "-free")
+
+
+def free_synth_config(config: DataConfig) -> SynthConfig:
+    """The free-sentence test corpus: the same training speakers (same seed, same ids) reading held-out free sentences."""
+    s = config.synth
+    return dataclasses.replace(
+        s,
+        speakers=s.speakers - s.held_out_speakers,
+        held_out_speakers=0,
+        sentences=config.free_sentences,
+        sentences_per_session=config.free_sentences,
+        sentence_set="free-test",
+    )
+
+
+def _text_key(text: str) -> str:
+    return " ".join(normalize_text(text, unknown="drop").split())
+
+
+def split_clips(clips: list[Clip], corpus_dir: Path | None, config: DataConfig) -> dict[str, list[Clip]]:
+    """train / val / seen / unseen, from split.json when the corpus has one, else by speaker."""
+    split_file = corpus_dir / SPLIT_NAME if corpus_dir is not None else None
+    if split_file is not None and split_file.exists():
+        by_speaker = read_split(split_file, clips)
+        train, unseen = by_speaker.get("train", []), by_speaker.get("test", [])
+    elif config.unseen_share > 0 and len({c.speaker for c in clips}) >= 3:
+        by_speaker = split_by_speaker(clips, config.unseen_share, seed=config.split_seed)
+        train, unseen = by_speaker["train"], by_speaker["test"]
+    else:
+        train, unseen = list(clips), []
+    held = config.val_share + config.seen_share
+    if held > 0 and len(train) >= 10:
+        first = split_by_utterance(train, held, seed=config.split_seed)
+        train, held_out = first["train"], first["test"]
+        second = split_by_utterance(held_out, config.seen_share / held, seed=config.split_seed + 1) if config.seen_share else {"train": held_out, "test": []}
+        val, seen = second["train"], second["test"]
+    else:
+        val, seen = [], []
+    train_texts = {_text_key(c.text) for c in train}
+    dropped = sum(_text_key(c.text) in train_texts for c in val + seen)
+    val = [c for c in val if _text_key(c.text) not in train_texts]
+    seen = [c for c in seen if _text_key(c.text) not in train_texts]
+    if dropped:
+        logger.info("dropped %d held-out clips whose sentence also occurs in training", dropped)
+    if config.max_train_clips is not None:
+        train = train[: config.max_train_clips]
+    return {"train": train, "val": val, "seen": seen, "unseen": unseen}
+
+
+def _cache_dir(config: DataConfig, corpus_dir: Path | None, spec: str) -> Path:
+    if config.cache_dir:
+        return Path(config.cache_dir)
+    if corpus_dir is not None and corpus_dir.is_dir():
+        return corpus_dir.with_name(corpus_dir.name + "-crops")
+    if corpus_dir is not None:  # a manifest file
+        return corpus_dir.with_name(corpus_dir.stem + "-crops")
+    raise ValueError(f"no cache folder for {spec}; set DataConfig.cache_dir")
+
+
+def _preprocess(clips: list[Clip], cache: Path, preprocess: PreprocessConfig, jobs: int, progress: bool, skipped: list[dict]) -> list[Path]:
+    """Crops every clip once (already-done clips are skipped by ``run_batch``); returns the .npz paths that exist."""
+    entries, interrupted = run_batch(clips, cache, preprocess, jobs=jobs, progress=progress)
+    if interrupted:
+        raise KeyboardInterrupt
+    paths = []
+    for clip, entry in zip(clips, entries):
+        if entry["status"] == "failed":
+            skipped.append({"clip_id": clip.clip_id, "reason": entry.get("reason", "preprocessing failed")})
+        else:
+            paths.append(output_path(cache, clip))
+    return paths
+
+
+def prepare_data(config: DataConfig, tokenizer, preprocess: PreprocessConfig | None = None, *, progress: bool = True,
+                 in_memory: bool = False) -> RunData:
+    """Generate/scan, split, preprocess and load a run's data (see the module docstring)."""
+    preprocess = preprocess or PreprocessConfig()
+    skipped: list[dict] = []
+    free_clips: list[Clip] = []
+    if config.spec == "synthetic":
+        main_dir, free_dir = synthetic_dirs(config)
+        for folder, synth in ((main_dir, config.synth), (free_dir, free_synth_config(config))):
+            summary = generate_corpus(folder, dataclasses.replace(synth, jobs=config.jobs), progress=progress)
+            if summary["written"]:
+                logger.info("synthetic corpus %s: %d sessions written in %.0f s", folder, summary["written"], summary["seconds"])
+        spec = f"synthetic:{main_dir}"
+        free_scan = scan(f"synthetic:{free_dir}")
+        skipped += free_scan.skipped
+        free_clips = list(free_scan.clips) if config.free_sentences else []
+    else:
+        spec = config.spec
+    corpus = scan(spec)
+    skipped += corpus.skipped
+    if not corpus.clips:
+        raise ValueError(f"{spec}: no usable clip ({len(corpus.skipped)} skipped; run `lipnet-ko data inspect {spec}` for reasons)")
+    kind, _, path = spec.partition(":")
+    corpus_dir = Path(path) if Path(path).is_dir() else None
+    clip_splits = split_clips(list(corpus.clips), corpus_dir, config)
+    clip_splits["free"] = free_clips
+    cache = _cache_dir(config, Path(path), spec)
+    examples: dict[str, list[Example]] = {}
+    for name, clips in clip_splits.items():
+        if not clips:
+            examples[name] = []
+            continue
+        paths = _preprocess(clips, cache, preprocess, config.jobs, progress, skipped)
+        loaded, rejected = load_examples(paths, tokenizer, in_memory=in_memory)
+        skipped += rejected
+        examples[name] = loaded
+        logger.info("%s: %d clips", name, len(loaded))
+    if not examples["train"]:
+        raise ValueError(f"{spec}: no training clip left after splitting and preprocessing")
+    ids = {name: [e.crops_path.stem if e.crops_path else "" for e in items] for name, items in examples.items()}
+    return RunData(examples, ids, skipped, spec)
+
+
+def write_splits(path: Path, data: RunData) -> None:
+    """The clip ids of every split, so evaluation reuses them."""
+    from lipnet_ko.files import write_json_atomic
+
+    write_json_atomic(path, {"corpus": data.corpus, "splits": data.clip_ids, "skipped": data.skipped})
+
+
+def read_splits(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

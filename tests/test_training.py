@@ -1,0 +1,259 @@
+"""Training: learning-rate plan, monitor, config round trip, a whole tiny run, and kill + resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lipnet_ko  # noqa: F401
+from lipnet_ko.synth import SynthConfig
+from lipnet_ko.training import Monitor, TrainConfig, learning_rate_at
+from lipnet_ko.training_data import DataConfig
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_SYNTH = SynthConfig(speakers=3, sentences=8, sentences_per_session=4, held_out_speakers=1, seed=5, sentence_set="grammar")
+
+
+def tiny_config(corpus: Path, cache: Path, **overrides) -> TrainConfig:
+    data = DataConfig(spec=f"synthetic:{corpus}", cache_dir=str(cache), val_share=0.15, seen_share=0.15, jobs=1)
+    values = dict(
+        data=data, preset="tiny", batch_size=2, epochs=2, learning_rate=1e-3, warmup_steps=2, max_minutes=None,
+        augment=None, checkpoint_every=2, val_clips=4, beam_width=4,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from lipnet_ko.synth import generate_corpus
+
+    out = tmp_path_factory.mktemp("train") / "corpus"
+    generate_corpus(out, TINY_SYNTH)
+    return out
+
+
+# ---------------------------------------------------------------- pure parts
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    config = TrainConfig(learning_rate=1e-3, warmup_steps=10, min_learning_rate=1e-5, schedule="cosine")
+    rates = [learning_rate_at(config, s, 110, 0) for s in range(111)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert all(a <= b for a, b in zip(rates[:10], rates[1:10]))  # warm-up rises
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))  # cosine only falls
+    assert rates[60] == pytest.approx((1e-3 + 1e-5) / 2, rel=1e-6)  # half way
+    assert rates[110] == pytest.approx(1e-5)
+
+
+def test_plateau_schedule_cuts_the_rate_per_reduction():
+    config = TrainConfig(learning_rate=1e-3, warmup_steps=0, schedule="plateau", plateau_factor=0.5)
+    assert learning_rate_at(config, 50, 100, 0) == pytest.approx(1e-3)
+    assert learning_rate_at(config, 50, 100, 2) == pytest.approx(2.5e-4)
+
+
+def test_monitor_tracks_best_cuts_and_stops():
+    config = TrainConfig(schedule="plateau", plateau_patience=2, early_stop_patience=3)
+    m = Monitor()
+    assert m.update(0, 0.9, config)["improved"]
+    assert not m.update(1, 0.95, config)["cut_rate"]
+    assert m.update(2, 0.91, config)["cut_rate"] and m.cuts == 1
+    assert m.update(3, 0.92, config)["stop"]
+    assert m.best == 0.9 and m.best_epoch == 0
+
+
+def test_config_round_trips_through_json(tmp_path):
+    config = TrainConfig(model={"gru_units": 32}, learning_rate=5e-4, data=DataConfig(spec="grid:/x", tokenizer="char"))
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config.to_dict()))
+    assert TrainConfig.from_json(path) == config
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [({"schedule": "linear"}, "schedule"), ({"strategy": "tpu"}, "strategy"), ({"preset": "huge"}, "preset"),
+     ({"model": {"gru_unitz": 3}}, "unknown model field"), ({"batch_size": 0}, "batch_size")],
+)
+def test_bad_config_fails_early_with_a_clear_message(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides)
+
+
+def test_unknown_config_field_in_json_is_rejected(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"learning_rat": 1}))
+    with pytest.raises(ValueError, match="learning_rat"):
+        TrainConfig.from_json(path)
+
+
+# ---------------------------------------------------------------- a whole run
+
+
+@pytest.mark.dlib
+def test_tiny_run_writes_a_complete_run_folder(corpus, tmp_path):
+    from lipnet_ko.training import train
+
+    config = tiny_config(corpus, tmp_path / "crops")
+    result = train(config, tmp_path / "run", progress=False)
+    run = result.run_dir
+    for name in ("config.json", "model_config.json", "tokenizer.json", "preprocess.json", "splits.json", "state.json",
+                 "log.csv", "train.log", "model.keras", "metrics.json", "checkpoints/best.weights.h5"):
+        assert (run / name).exists(), name
+    assert any((run / "tensorboard").iterdir())
+    assert TrainConfig.from_json(run / "config.json") == config
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) >= {"seen", "unseen", "kept_checkpoint", "final_checkpoint", "training"}
+    for split in ("seen", "unseen"):
+        for decoder in ("greedy", "beam", "beam_lm"):
+            figures = metrics[split][decoder]
+            assert set(figures) >= {"syllable_cer", "jamo_cer", "wer", "bleu"}
+            assert 0.0 <= figures["wer"] and figures["utterances"] >= 1
+    rows = (run / "log.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 2  # header + one row per epoch
+    splits = json.loads((run / "splits.json").read_text())["splits"]
+    train_ids, held = set(splits["train"]), set(splits["val"]) | set(splits["seen"]) | set(splits["unseen"])
+    assert train_ids and not train_ids & held
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(config, run, progress=False)
+
+
+def test_resume_without_a_run_is_a_clear_error(tmp_path):
+    from lipnet_ko.training import train
+
+    with pytest.raises(ValueError, match="no run to resume"):
+        train(TrainConfig(), tmp_path / "nothing", resume=True)
+
+
+# ---------------------------------------------------------------- kill -9 and --resume
+
+
+def _train_cmd(config_path: Path, run_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(REPO / "train.py"), "--config", str(config_path), "--run-dir", str(run_dir), "--quiet", *extra]
+
+
+def _last_checkpoint(run_dir: Path) -> dict[str, np.ndarray]:
+    state = json.loads((run_dir / "state.json").read_text())
+    with np.load(run_dir / "checkpoints" / state["checkpoint"]) as archive:
+        return {k: archive[k] for k in archive.files}, state
+
+
+@pytest.mark.dlib
+def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(corpus, tmp_path):
+    from lipnet_ko.tokenizer import JamoTokenizer
+    from lipnet_ko.training_data import prepare_data
+
+    config = tiny_config(corpus, tmp_path / "crops", epochs=3, model={"dropout": 0.3}, augment={})
+    prepare_data(config.data, JamoTokenizer(), progress=False)  # crops once, outside the timed processes
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config.to_dict()))
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}
+
+    straight = tmp_path / "straight"
+    subprocess.run(_train_cmd(config_path, straight), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(config_path, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    state = None
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            state = json.loads((killed / "state.json").read_text())
+        except (OSError, ValueError):
+            state = None
+        if state and state["step"] >= 2 and state["epoch"] == 1 and state["batch"] > 0:  # mid-epoch 2
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed mid-epoch"
+    assert not (killed / "metrics.json").exists()
+    subprocess.run(_train_cmd(config_path, killed, "--resume"), check=True, env=env, capture_output=True)
+
+    a, state_a = _last_checkpoint(straight)
+    b, state_b = _last_checkpoint(killed)
+    assert state_a["step"] == state_b["step"] and state_a["epoch"] == state_b["epoch"] == 3
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=1e-5, err_msg=key)
+    rows = (killed / "log.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2"]  # no epoch logged twice
+    assert math.isclose(
+        json.loads((straight / "metrics.json").read_text())["seen"]["greedy"]["syllable_cer"],
+        json.loads((killed / "metrics.json").read_text())["seen"]["greedy"]["syllable_cer"],
+    )
+
+
+# ---------------------------------------------------------------- slow: two workers, real GRID video
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.dlib
+def test_two_multiworker_processes_end_with_identical_weights(corpus, tmp_path):
+    from lipnet_ko.tokenizer import JamoTokenizer
+    from lipnet_ko.training_data import prepare_data
+
+    config = tiny_config(corpus, tmp_path / "crops", epochs=1, strategy="multiworker")
+    prepare_data(config.data, JamoTokenizer(), progress=False)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config.to_dict()))
+    workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        env = {**os.environ, "TF_CONFIG": tf_config, "CUDA_VISIBLE_DEVICES": "-1"}
+        procs.append(subprocess.Popen(_train_cmd(config_path, tmp_path / f"worker{index}"), env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:]
+    a, state_a = _last_checkpoint(tmp_path / "worker0")
+    b, state_b = _last_checkpoint(tmp_path / "worker1")
+    assert state_a["step"] == state_b["step"] > 0
+    weights = [k for k in a if k.startswith("model_")]
+    for key in weights:
+        np.testing.assert_allclose(a[key], b[key], atol=1e-6, err_msg=key)
+    start = np.load(tmp_path / "worker0" / "checkpoints" / state_a["checkpoint"])  # trained, not the initial weights
+    assert any(np.abs(a[k]).sum() > 0 for k in weights) and start is not None
+
+
+@pytest.mark.slow
+@pytest.mark.dlib
+def test_overfits_the_real_grid_clips_below_5_percent_cer(grid_dir, tmp_path):
+    """Learning on real video: the eight GRID clips, English characters, train = test."""
+    from lipnet_ko.training import train
+
+    data = DataConfig(spec=f"grid:{grid_dir}", tokenizer="char", cache_dir=str(tmp_path / "crops"), val_share=0.0,
+                      seen_share=0.0, unseen_share=0.0, jobs=2)
+    config = TrainConfig(data=data, preset="small", model={"dropout": 0.0}, batch_size=8, epochs=400, learning_rate=3e-3,
+                         warmup_steps=20, max_minutes=12, augment=None, early_stop_patience=0, val_clips=8)
+    from lipnet_ko.evaluation import evaluate, standard_decoders
+    from lipnet_ko.tokenizer import CharTokenizer
+    from lipnet_ko.training_data import prepare_data
+
+    run_data = prepare_data(data, CharTokenizer(), progress=False)
+    assert len(run_data.splits["train"]) == 8
+    run_data.splits["val"] = run_data.splits["train"]  # pick the checkpoint on the clips it must memorise
+    result = train(config, tmp_path / "run", progress=False, data=run_data)
+    import keras
+
+    model = keras.saving.load_model(result.run_dir / "model.keras")
+    scores = evaluate(model.predict_on_batch, run_data.splits["train"], CharTokenizer(), {"greedy": standard_decoders()["greedy"]})
+    cer = scores.scores["greedy"].cer
+    assert cer < 0.05, f"CER {cer:.3f} on the training clips: {list(zip(scores.references, scores.hypotheses['greedy']))}"
