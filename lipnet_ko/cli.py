@@ -22,6 +22,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "score": ("lipnet_ko.metrics", "compute CER, jamo CER, WER, space-normalised WER and BLEU for text files"),
     "data": ("lipnet_ko.corpora", "inspect a corpus (aihub:DIR, grid:DIR, manifest:FILE) or write a train/test split"),
     "synth": ("lipnet_ko.synth", "generate the synthetic Korean speaking-face corpus (AIHub layout)"),
+    "transcribe": ("lipnet_ko.transcribe", "turn silent videos into Korean text and subtitles (txt, srt, vtt, json, burned-in video)"),
+    "evaluate": ("lipnet_ko.evaluation", "score a trained model on a corpus: CER/WER/BLEU report with confusion plots"),
+    "export": ("lipnet_ko.export", "export a trained run as a Keras, SavedModel or TFLite folder"),
 }
 
 

@@ -113,3 +113,102 @@ def standard_decoders(beam_width: int = 32, lm=None, lm_weight: float | None = N
         extra = {} if lm_weight is None else {"lm_weight": lm_weight}
         decoders["beam_lm"] = DecodingOptions(beam_width=beam_width, lm=lm, **extra)
     return decoders
+
+
+# ---------------------------------------------------------------------------------------------------
+# `lipnet-ko evaluate`: a saved model on a corpus -> report (JSON, Markdown, confusion heatmaps)
+
+
+def examples_for(recognizer, run_config, spec: str | None, progress: bool = True) -> dict[str, list[Example]]:
+    """Test examples per split.
+
+    Without ``spec`` (or with the run's own spec), the run's saved splits (``seen``, ``unseen``,
+    ``free``) are rebuilt through ``training_data.prepare_data`` (cached crops are reused). Another spec
+    is evaluated whole, as split ``all``, cropped with the model's own preprocessing config.
+    """
+    from lipnet_ko.training_data import DataConfig, EVAL_SPLITS, _cache_dir, _preprocess, prepare_data
+
+    if run_config is not None and (spec is None or spec in (run_config.data.spec, "synthetic")):
+        data = prepare_data(run_config.data, recognizer.tokenizer, recognizer.preprocess, progress=progress)
+        return {name: data.splits[name] for name in EVAL_SPLITS if data.splits.get(name)}
+    if spec is None:
+        raise ValueError("--data SPEC is needed: the model has no training run beside it to take splits from")
+    from pathlib import Path
+
+    from lipnet_ko.corpora import scan
+    from lipnet_ko.data import load_examples
+
+    corpus = scan(spec)
+    if not corpus.clips:
+        raise ValueError(f"{spec}: no usable clip ({len(corpus.skipped)} skipped)")
+    path = Path(spec.partition(":")[2])
+    skipped: list[dict] = []
+    paths = _preprocess(list(corpus.clips), _cache_dir(DataConfig(spec=spec), path, spec), recognizer.preprocess, 2, progress, skipped)
+    examples, rejected = load_examples(paths, recognizer.tokenizer)
+    for item in skipped + rejected + list(corpus.skipped):
+        logger.warning("skipped %s", item)
+    return {"all": examples}
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("--model", help="run folder or export (default runs/latest)")
+    parser.add_argument("--data", help="corpus spec (aihub:DIR, grid:DIR, manifest:FILE, synthetic:DIR); default: the run's own test splits")
+    parser.add_argument("--lm", help="ARPA jamo LM for beam + LM (default: the shipped one)")
+    parser.add_argument("--beam", type=int, default=32, help="beam width")
+    parser.add_argument("--report", required=True, help="output folder for report.json, report.md and confusion PNGs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    """Decode the test data with greedy, beam and beam + LM; write the report; print corpus figures."""
+    import sys
+    from pathlib import Path
+
+    from lipnet_ko.inference import load_recognizer
+    from lipnet_ko.report import Utterance, build_report, jamo_confusions, viseme_confusions, write_report
+    from lipnet_ko.tokenizer import JamoTokenizer
+
+    try:
+        recognizer = load_recognizer(args.model)
+        run_config = None
+        config_path = recognizer.source.parent / "config.json"
+        if config_path.exists():
+            from lipnet_ko.training import TrainConfig
+
+            run_config = TrainConfig.from_json(config_path)
+        lm = None
+        if isinstance(recognizer.tokenizer, JamoTokenizer):
+            from lipnet_ko.lm import NGramLM, load_default_lm
+
+            lm = NGramLM.read(args.lm) if args.lm else load_default_lm()
+        splits = examples_for(recognizer, run_config, args.data, progress=not args.quiet)
+    except (FileNotFoundError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    decoders = standard_decoders(args.beam, lm)
+    utterances = []
+    for split, examples in splits.items():
+        logits = recognizer.logits([e.load() for e in examples])
+        result = evaluate(None, examples, recognizer.tokenizer, decoders, logits=logits)
+        for i, example in enumerate(examples):
+            clip_id = example.crops_path.stem if example.crops_path else f"{split}-{i}"
+            utterances.append(Utterance(clip_id, example.text, {name: texts[i] for name, texts in result.hypotheses.items()},
+                                        speaker=example.speaker or None, split=split))
+        print(f"{split}: {len(examples)} clips")
+        for name, scores in result.scores.items():
+            print(f"  {name:<8} syllable CER {scores.cer:7.2%}  jamo CER {scores.jamo_cer:7.2%}  WER {scores.wer:7.2%}  "
+                  f"sWER {scores.swer:7.2%}  BLEU {scores.bleu:5.1f}")
+    meta = {"model": str(recognizer.source), "data": args.data or (run_config.data.spec if run_config else None),
+            "splits": {k: len(v) for k, v in splits.items()}, "decoders": list(decoders), "beam_width": args.beam}
+    report = build_report(utterances, title="lipnet-ko evaluation", meta=meta)
+    confusions = {}
+    if isinstance(recognizer.tokenizer, JamoTokenizer):
+        last = list(decoders)[-1]
+        pairs = [(u.reference, u.hypotheses[last]) for u in utterances]
+        labels, matrix = jamo_confusions(pairs, recognizer.tokenizer)
+        confusions[f"jamo_confusions_{last}"] = (labels, matrix)
+        confusions[f"viseme_confusions_{last}"] = viseme_confusions(labels, matrix)
+    paths = write_report(report, Path(args.report), confusions=confusions)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0

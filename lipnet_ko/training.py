@@ -55,7 +55,7 @@ class TrainConfig:
     model: dict = field(default_factory=dict)  # ModelConfig fields overriding the preset, e.g. {"gru_units": 64}
     batch_size: int = 16
     epochs: int = 60  # upper bound; max_minutes usually ends the run first
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     schedule: str = "cosine"  # cosine (warm-up, then cosine decay over the planned steps) | constant | plateau
     warmup_steps: int = 60
     min_learning_rate: float = 5e-5  # where cosine decay ends

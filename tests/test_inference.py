@@ -1,0 +1,166 @@
+import shutil
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from lipnet_ko.files import write_json_atomic  # noqa: E402
+from lipnet_ko.inference import load_recognizer  # noqa: E402
+from lipnet_ko.model import build_model, model_config  # noqa: E402
+from lipnet_ko.preprocess import PreprocessConfig  # noqa: E402
+from lipnet_ko.tokenizer import get_tokenizer  # noqa: E402
+
+TOKENIZER = get_tokenizer("jamo")
+CONFIG = model_config("tiny", height=24, width=48, vocabulary_size=TOKENIZER.vocab_size)
+
+
+def write_run(folder, config=CONFIG, tokenizer=TOKENIZER):
+    """A training run folder as lipnet_ko.training leaves it, with a randomly initialised tiny model."""
+    keras.utils.set_random_seed(0)
+    model = build_model(config, frames=8)
+    folder.mkdir(parents=True)
+    model.save(folder / "model.keras")
+    write_json_atomic(folder / "model_config.json", config.to_dict())
+    tokenizer.save(folder / "tokenizer.json")
+    (folder / "preprocess.json").write_text(PreprocessConfig().to_json(), encoding="utf-8")
+    write_json_atomic(folder / "config.json", {"preset": "tiny"})
+    return model
+
+
+def random_clips(lengths, config=CONFIG, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (n, config.height, config.width, config.channels), dtype=np.uint8) for n in lengths]
+
+
+def model_logits(model, clip):
+    """The Keras model's own output for one clip, alone in its batch."""
+    crops = clip[None].astype(np.float32) * np.float32(1 / 255)
+    return model((crops, np.array([len(clip)], np.int32)), training=False).numpy()[0]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """``<tmp>/runs/<run>`` with the model, and ``runs/latest`` -> that run, as train.py leaves them."""
+    root = tmp_path_factory.mktemp("work")
+    model = write_run(root / "runs" / "20240101-000000")
+    (root / "runs" / "latest").symlink_to("20240101-000000")
+    return root, model
+
+
+@pytest.fixture(scope="module")
+def run_dir(workdir):
+    return workdir[0] / "runs" / "20240101-000000"
+
+
+@pytest.fixture(scope="module")
+def model(workdir):
+    return workdir[1]
+
+
+@pytest.fixture(scope="module")
+def recognizer(run_dir):
+    return load_recognizer(run_dir)
+
+
+def test_a_run_folder_loads_with_its_configuration(recognizer, run_dir):
+    assert recognizer.format == "keras"
+    assert recognizer.source == run_dir / "model.keras"
+    assert recognizer.model_config == CONFIG
+    assert recognizer.tokenizer == TOKENIZER
+    assert recognizer.preprocess == PreprocessConfig()
+    assert recognizer.model.config == CONFIG
+
+
+def test_runs_latest_is_the_default(workdir, monkeypatch):
+    root, _ = workdir
+    via_link = load_recognizer(root / "runs" / "latest")
+    assert via_link.model_config == CONFIG
+    monkeypatch.chdir(root)
+    default = load_recognizer()
+    assert default.source.resolve() == (root / "runs" / "20240101-000000" / "model.keras").resolve()
+
+
+def test_a_keras_file_loads_with_the_json_files_beside_it(run_dir, model):
+    recognizer = load_recognizer(run_dir / "model.keras")
+    clip = random_clips([6])[0]
+    np.testing.assert_allclose(recognizer.logits([clip])[0], model_logits(model, clip), atol=1e-5)
+
+
+def test_no_model_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"python train\.py.*--model"):
+        load_recognizer()
+    with pytest.raises(FileNotFoundError, match=r"no model in .*python train\.py"):
+        load_recognizer(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_recognizer(tmp_path / "nowhere")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="not a model file"):
+        load_recognizer(tmp_path / "notes.txt")
+
+
+@pytest.mark.parametrize("missing", ["tokenizer.json", "model_config.json", "preprocess.json"])
+def test_a_missing_side_file_is_named(run_dir, tmp_path, missing):
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    (copy / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=missing):
+        load_recognizer(copy)
+
+
+def test_a_tokenizer_of_another_size_is_refused(run_dir, tmp_path):
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    get_tokenizer("char").save(copy / "tokenizer.json")
+    with pytest.raises(ValueError, match="model and tokenizer do not match"):
+        load_recognizer(copy)
+
+
+def test_a_config_that_does_not_describe_the_model_is_refused(run_dir, tmp_path):
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    other = model_config("tiny", height=32, width=48, vocabulary_size=TOKENIZER.vocab_size)
+    write_json_atomic(copy / "model_config.json", other.to_dict())
+    with pytest.raises(ValueError, match="model and config do not match"):
+        load_recognizer(copy)
+
+
+def test_logits_of_one_clip_equal_the_models_output(recognizer, model):
+    clip = random_clips([10])[0]
+    (logits,) = recognizer.logits([clip])
+    assert logits.shape == (10, TOKENIZER.vocab_size) and logits.dtype == np.float32
+    np.testing.assert_allclose(logits, model_logits(model, clip), atol=1e-5)
+
+
+def test_batching_and_padding_do_not_change_a_clips_logits(recognizer):
+    short, long, medium = random_clips([5, 17, 9], seed=1)
+    alone = recognizer.logits([short])[0]
+    batched = recognizer.logits([short, long, medium])
+    assert [len(x) for x in batched] == [5, 17, 9]  # input order, padding stripped
+    np.testing.assert_allclose(batched[0], alone, atol=1e-4)
+    one_by_one = recognizer.logits([short, long, medium], batch_size=1)
+    for a, b in zip(batched, one_by_one):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_predict_takes_float_or_uint8_batches(recognizer):
+    clips = random_clips([8, 4], seed=2)
+    crops = np.zeros((2, 8, CONFIG.height, CONFIG.width, CONFIG.channels), np.uint8)
+    crops[0], crops[1, :4] = clips
+    lengths = np.array([8, 4], np.int32)
+    from_uint8 = recognizer.predict(crops, lengths)
+    from_float = recognizer.predict(crops.astype(np.float32) / 255, lengths)
+    assert from_uint8.shape == (2, 8, TOKENIZER.vocab_size)
+    np.testing.assert_allclose(from_uint8, from_float, atol=1e-5)
+    np.testing.assert_allclose(from_uint8[1, :4], recognizer.logits([clips[1]])[0], atol=1e-4)
+    with pytest.raises(ValueError, match="crop_lengths must lie in 1..8"):
+        recognizer.predict(crops, np.array([9, 4], np.int32))
+
+
+def test_clips_of_the_wrong_size_or_type_are_refused(recognizer):
+    with pytest.raises(ValueError, match=r"clip 1 has shape \(4, 50, 100, 3\).*24x48x3"):
+        recognizer.logits([random_clips([4])[0], np.zeros((4, 50, 100, 3), np.uint8)])
+    with pytest.raises(ValueError, match="clip 0 is float32; pass uint8"):
+        recognizer.logits([np.zeros((4, 24, 48, 3), np.float32)])
+    with pytest.raises(ValueError, match="no frames"):
+        recognizer.logits([np.zeros((0, 24, 48, 3), np.uint8)])
+    with pytest.raises(ValueError, match=r"crops must be \[B, T, 24, 48, 3\]"):
+        recognizer.predict(np.zeros((1, 4, 24, 48, 1), np.float32), np.array([4]))
