@@ -150,6 +150,22 @@ def examples_for(recognizer, run_config, spec: str | None, progress: bool = True
     return {"all": examples}
 
 
+def evaluate_splits(recognizer, splits: Mapping[str, Sequence[Example]], decoders: Mapping[str, DecodingOptions]):
+    """Decode every split with every decoder: ``({split: Evaluation}, [report.Utterance])``."""
+    from lipnet_ko.report import Utterance
+
+    results, utterances = {}, []
+    for split, examples in splits.items():
+        logits = recognizer.logits([e.load() for e in examples])
+        result = evaluate(None, examples, recognizer.tokenizer, decoders, logits=logits)
+        results[split] = result
+        for i, example in enumerate(examples):
+            clip_id = example.crops_path.stem if example.crops_path else f"{split}-{i}"
+            utterances.append(Utterance(clip_id, example.text, {name: texts[i] for name, texts in result.hypotheses.items()},
+                                        speaker=example.speaker or None, split=split))
+    return results, utterances
+
+
 def configure_parser(parser) -> None:
     parser.add_argument("--model", help="run folder or export (default runs/latest)")
     parser.add_argument("--data", help="corpus spec (aihub:DIR, grid:DIR, manifest:FILE, synthetic:DIR); default: the run's own test splits")
@@ -165,7 +181,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from lipnet_ko.inference import load_recognizer
-    from lipnet_ko.report import Utterance, build_report, jamo_confusions, viseme_confusions, write_report
+    from lipnet_ko.report import build_report, jamo_confusions, viseme_confusions, write_report
     from lipnet_ko.tokenizer import JamoTokenizer
 
     try:
@@ -186,15 +202,9 @@ def run(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     decoders = standard_decoders(args.beam, lm)
-    utterances = []
-    for split, examples in splits.items():
-        logits = recognizer.logits([e.load() for e in examples])
-        result = evaluate(None, examples, recognizer.tokenizer, decoders, logits=logits)
-        for i, example in enumerate(examples):
-            clip_id = example.crops_path.stem if example.crops_path else f"{split}-{i}"
-            utterances.append(Utterance(clip_id, example.text, {name: texts[i] for name, texts in result.hypotheses.items()},
-                                        speaker=example.speaker or None, split=split))
-        print(f"{split}: {len(examples)} clips")
+    results, utterances = evaluate_splits(recognizer, splits, decoders)
+    for split, result in results.items():
+        print(f"{split}: {len(result.references)} clips")
         for name, scores in result.scores.items():
             print(f"  {name:<8} syllable CER {scores.cer:7.2%}  jamo CER {scores.jamo_cer:7.2%}  WER {scores.wer:7.2%}  "
                   f"sWER {scores.swer:7.2%}  BLEU {scores.bleu:5.1f}")

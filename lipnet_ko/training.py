@@ -214,6 +214,33 @@ def worker_shard() -> tuple[int, int]:
     return int(spec.get("task", {}).get("index", 0)), workers
 
 
+def make_train_step(model, strategy, frame_shape: tuple[int, int, int]):
+    """One compiled train step ``step(((crops, crop_lengths), (ids, id_lengths))) -> loss``.
+
+    Traced once, with every batch and time dimension left open: a run that resumes on a batch of
+    another shape then runs the very same graph as one that never stopped (with Keras' own
+    ``train_on_batch`` the traces, and so the float rounding, depend on the order shapes arrive in).
+    """
+    import tensorflow as tf
+
+    h, w, c = frame_shape
+    signature = (
+        (tf.TensorSpec((None, None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32)),
+        (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int32)),
+    )
+
+    @tf.function(input_signature=[signature])
+    def step(data):
+        logs = strategy.run(model.train_step, args=(data,))
+        return strategy.experimental_local_results(logs["loss"])[0]
+
+    def run(data) -> float:
+        model.reset_metrics()  # the loss tracker would otherwise average over steps
+        return float(step(data))
+
+    return run
+
+
 def save_checkpoint(folder: Path, model, optimizer, step: int) -> str:
     """Every model variable (weights, batch-norm statistics, dropout seeds) and optimizer variable, atomically."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -322,11 +349,17 @@ class _Csv:
             csv.DictWriter(f, self.FIELDS).writerow({k: row.get(k) for k in self.FIELDS})
 
 
-def _attach_log_file(run_dir: Path) -> logging.Handler:
+def _attach_log_file(run_dir: Path) -> tuple[logging.Handler, int]:
+    """``train.log`` gets the library's INFO records even when the caller configured no logging."""
     handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+    handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("lipnet_ko").addHandler(handler)
-    return handler
+    package = logging.getLogger("lipnet_ko")
+    level = package.level
+    if package.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)
+    package.addHandler(handler)
+    return handler, level
 
 
 def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: bool = False, progress: bool = True,
@@ -355,11 +388,13 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
     elif state_path.exists():
         raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
-    handler = _attach_log_file(run_dir)
+    handler, level = _attach_log_file(run_dir)
     try:
         return _train(config, run_dir, resume, progress, data)
     finally:
-        logging.getLogger("lipnet_ko").removeHandler(handler)
+        package = logging.getLogger("lipnet_ko")
+        package.removeHandler(handler)
+        package.setLevel(level)
         handler.close()
 
 
@@ -411,8 +446,10 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, dat
         model.compile(optimizer=optimizer, jit_compile=False)
         optimizer.build(model.trainable_variables)
     logger.info("model %s: %.2f M parameters", config.preset, model.count_params() / 1e6)
+    train_step = make_train_step(model, strategy, batcher.frame_shape)
 
     ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
     state = TrainState()
     if resume:
         state = TrainState.from_dict(json.loads((run_dir / "state.json").read_text(encoding="utf-8")))
@@ -455,8 +492,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, dat
         for (crops, crop_lengths), (ids, id_lengths) in source.dataset(epoch, state.batch):
             lr = learning_rate_at(config, state.step, state.total_steps, state.monitor.cuts)
             optimizer.learning_rate.assign(lr)
-            logs = model.train_on_batch((crops, crop_lengths), (ids, id_lengths), return_dict=True)
-            loss = float(logs["loss"])
+            loss = train_step(((crops, crop_lengths), (ids, id_lengths)))
             if not math.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} at step {state.step}; lower --learning-rate")
             state.step += 1
