@@ -53,7 +53,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     preset: str = "small"  # model preset (lipnet_ko.model.PRESETS); "small" is the CPU preset
     model: dict = field(default_factory=dict)  # ModelConfig fields overriding the preset, e.g. {"gru_units": 64}
-    batch_size: int = 16
+    batch_size: int = 8
     epochs: int = 60  # upper bound; max_minutes usually ends the run first
     learning_rate: float = 3e-3
     schedule: str = "cosine"  # cosine (warm-up, then cosine decay over the planned steps) | constant | plateau
@@ -331,7 +331,7 @@ def _fits_in_memory(examples: list[Example], limit_gb: float) -> bool:
 
 
 class _Csv:
-    FIELDS = ("epoch", "step", "loss", "val_cer", "val_wer", "learning_rate", "seconds")
+    FIELDS = ("epoch", "step", "loss", "val_cer", "val_wer", "learning_rate", "seconds", "rss_mb")
 
     def __init__(self, path: Path, keep_epochs_below: int):
         self.path = path
@@ -347,6 +347,18 @@ class _Csv:
     def append(self, row: dict) -> None:
         with open(self.path, "a", newline="", encoding="utf-8") as f:
             csv.DictWriter(f, self.FIELDS).writerow({k: row.get(k) for k in self.FIELDS})
+
+
+def resident_mb() -> float | None:
+    """This process's resident memory (MB), from /proc on Linux; None elsewhere."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def _attach_log_file(run_dir: Path) -> tuple[logging.Handler, int]:
@@ -529,6 +541,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, dat
             _save_weights_atomic(model, ckpt_dir / "best.weights.h5")
             state.monitor.best_epoch = epoch
         row["seconds"] = round(time.perf_counter() - epoch_start, 1)
+        row["rss_mb"] = resident_mb()
         csv_log.append(row)
         with writer.as_default(step=state.step):
             for key in ("loss", "val_cer", "val_wer"):

@@ -257,3 +257,16 @@ def test_overfits_the_real_grid_clips_below_5_percent_cer(grid_dir, tmp_path):
     scores = evaluate(model.predict_on_batch, run_data.splits["train"], CharTokenizer(), {"greedy": standard_decoders()["greedy"]})
     cer = scores.scores["greedy"].cer
     assert cer < 0.05, f"CER {cer:.3f} on the training clips: {list(zip(scores.references, scores.hypotheses['greedy']))}"
+
+
+@pytest.mark.slow
+@pytest.mark.dlib
+def test_resident_memory_stays_flat_over_five_epochs_with_streamed_clips(corpus, tmp_path):
+    """RSS grows < 5% from epoch 2 to epoch 5, with crops streamed from .npz (the large-corpus path)."""
+    from lipnet_ko.training import train
+
+    config = tiny_config(corpus, tmp_path / "crops", preset="small", epochs=5, cache_limit_gb=0.0, augment={})
+    result = train(config, tmp_path / "run", progress=False)
+    rss = [row["rss_mb"] for row in result.state.history]
+    assert len(rss) == 5 and all(r is not None for r in rss)
+    assert rss[4] < 1.05 * rss[1], rss
