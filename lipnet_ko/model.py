@@ -99,7 +99,9 @@ class LipNet(keras.Model):
                 [
                     layers.ZeroPadding3D(pad, name=f"stcnn_pad_{i}"),
                     layers.Conv3D(filters, kernel, strides=stride, kernel_initializer="he_normal", name=f"stcnn_block_{i}"),
-                    layers.BatchNormalization(name=f"stcnn_norm_{i}"),
+                    # synchronized: under tf.distribute, batch statistics are all-reduced across replicas, so
+                    # every worker ends with the same moving mean/variance (a no-op on one device)
+                    layers.BatchNormalization(synchronized=True, name=f"stcnn_norm_{i}"),
                     layers.Activation("relu", name=f"stcnn_relu_{i}"),
                     layers.SpatialDropout3D(c.dropout, name=f"stcnn_dropout_{i}"),
                     layers.MaxPooling3D((1, 2, 2), name=f"stcnn_pool_{i}"),

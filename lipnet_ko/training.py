@@ -556,11 +556,12 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, dat
             logger.info("val CER has not improved for %d epochs: learning rate x%.2f", config.plateau_patience, config.plateau_factor)
         state.epoch, state.batch, state.epoch_loss_sum = epoch + 1, 0, 0.0
         state.train_seconds = elapsed()
-        if budget is not None and state.planned_epochs is None:
-            per_epoch = state.train_seconds / state.epoch
-            state.planned_epochs = max(state.epoch, min(config.epochs, int(budget / per_epoch)))
+        if budget is not None and state.epoch <= 2:
+            # Plan after epoch 1, and again after epoch 2, whose time excludes tracing and warm-up costs.
+            per_epoch = state.train_seconds if state.epoch == 1 else row["seconds"]
+            state.planned_epochs = max(state.epoch, min(config.epochs, state.epoch + int((budget - state.train_seconds) / per_epoch)))
             state.total_steps = steps_until(state.planned_epochs)
-            logger.info("%.0f s per epoch: planning %d epochs for the %.0f-minute budget", per_epoch, state.planned_epochs, config.max_minutes)
+            logger.info("%.1f s per epoch: planning %d epochs for the %.0f-minute budget", per_epoch, state.planned_epochs, config.max_minutes)
         if decision["stop"]:
             state.finished, state.stop_reason = True, f"early stopping: no better val CER for {config.early_stop_patience} epochs"
         elif budget is not None and state.epoch < (state.planned_epochs or config.epochs) and \
