@@ -15,5 +15,21 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 from lipnet_ko.decoding import DecodingOptions, decode  # noqa: E402  (numpy only)
 from lipnet_ko.text import normalize_text  # noqa: E402
 from lipnet_ko.tokenizer import CharTokenizer, JamoTokenizer, get_tokenizer  # noqa: E402
+from lipnet_ko.transcribe import TranscribeOptions, transcribe  # noqa: E402  (OpenCV; TensorFlow and dlib load on first call)
 
-__all__ = ["__version__", "CharTokenizer", "DecodingOptions", "JamoTokenizer", "decode", "get_tokenizer", "normalize_text"]
+
+def load_model(path=None):
+    """A trained model with its tokenizer and preprocessing config, ready for ``transcribe``.
+
+    ``path``: a run folder, an export folder (``lipnet-ko export``) or a ``.keras``/``.tflite`` file
+    with its side files; None means ``runs/latest``. See ``lipnet_ko.inference.load_recognizer``.
+    """
+    from lipnet_ko.inference import load_recognizer
+
+    return load_recognizer(path)
+
+
+__all__ = [
+    "__version__", "CharTokenizer", "DecodingOptions", "JamoTokenizer", "TranscribeOptions", "decode", "get_tokenizer",
+    "load_model", "normalize_text", "transcribe",
+]

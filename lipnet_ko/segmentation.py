@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from lipnet_ko.mouth import LEFT_CORNER, MOUTH, NUM_LANDMARKS, RIGHT_CORNER
 from lipnet_ko.video import FPS
@@ -201,6 +200,8 @@ def mouth_activity(
     activity = _landmark_velocity(landmarks, fps) if use_landmarks else _crop_energy(crops, fps)
     window = max(1, _frames(config.smooth_s, fps))
     if window > 1:
+        from scipy import ndimage  # here, not at the top: scipy.ndimage costs ~0.5 s to import
+
         activity = ndimage.uniform_filter1d(activity, window, mode="nearest")
     return np.maximum(activity, 0.0).astype(np.float32)
 

@@ -171,3 +171,11 @@ def test_a_video_without_a_face_fails_clearly(tmp_path, oracle):
     write_video(path, np.full((20, 120, 160, 3), 128, np.uint8), fourcc="mp4v")
     with pytest.raises(NoFaceError):
         transcribe(path, oracle)
+
+
+def test_package_level_api_transcribes_with_a_loaded_model(session, run_folder):
+    recognizer = lipnet_ko.load_model(run_folder)
+    assert recognizer.tokenizer.vocab_size == recognizer.model_config.vocabulary_size
+    video, _ = session
+    transcript = lipnet_ko.transcribe(video, recognizer, lipnet_ko.TranscribeOptions(beam_width=1, lm=None))
+    assert transcript.duration > 0 and all(s.end <= transcript.duration + 1e-6 for s in transcript.segments)
