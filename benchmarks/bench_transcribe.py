@@ -64,7 +64,7 @@ def median(values) -> float:
 
 def untrained_run(folder: Path) -> Path:
     """A run folder holding an untrained ``small`` model with the jamo vocabulary and default crops."""
-    from lipnet_ko.files import write_json_atomic
+    from lipnet_ko.inference import write_side_files
     from lipnet_ko.model import build_model, model_config
     from lipnet_ko.preprocess import PreprocessConfig
     from lipnet_ko.tokenizer import get_tokenizer
@@ -73,9 +73,7 @@ def untrained_run(folder: Path) -> Path:
     config = model_config("small", vocabulary_size=tokenizer.vocab_size)
     folder.mkdir(parents=True, exist_ok=True)
     build_model(config).save(folder / "model.keras")
-    write_json_atomic(folder / "model_config.json", config.to_dict())
-    tokenizer.save(folder / "tokenizer.json")
-    (folder / "preprocess.json").write_text(PreprocessConfig().to_json())
+    write_side_files(folder, config, tokenizer, PreprocessConfig())
     return folder
 
 

@@ -262,6 +262,15 @@ def _locate(path: Path) -> tuple[str, Path, Path]:
     )
 
 
+def write_side_files(folder: Path, config: ModelConfig, tokenizer, preprocess: PreprocessConfig) -> None:
+    """Write what must travel with a model file (``SIDE_FILES``); ``_read_side_files`` reads them back."""
+    from lipnet_ko.files import write_json_atomic
+
+    write_json_atomic(folder / "model_config.json", config.to_dict())
+    tokenizer.save(folder / "tokenizer.json")
+    (folder / "preprocess.json").write_text(preprocess.to_json(), encoding="utf-8")
+
+
 def _read_side_files(folder: Path) -> tuple[ModelConfig, object, PreprocessConfig]:
     missing = [name for name in SIDE_FILES if not (folder / name).is_file()]
     if missing:

@@ -414,6 +414,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, dat
     import keras
     import tensorflow as tf
 
+    from lipnet_ko.inference import write_side_files
     from lipnet_ko.model import build_model
     from lipnet_ko.preprocess import PreprocessConfig
 
@@ -424,9 +425,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, dat
         data = prepare_data(config.data, tokenizer, preprocess, progress=progress)
     if not resume:
         write_json_atomic(run_dir / "config.json", config.to_dict())
-        write_json_atomic(run_dir / "model_config.json", mconfig.to_dict())
-        (run_dir / "preprocess.json").write_text(preprocess.to_json(), encoding="utf-8")
-        tokenizer.save(run_dir / "tokenizer.json")
+        write_side_files(run_dir, mconfig, tokenizer, preprocess)
         write_splits(run_dir / "splits.json", data)
         _point_latest(run_dir)
     logger.info("data: %s", json.dumps(data.summary()))

@@ -66,21 +66,16 @@ def test_evaluate_scores_decoded_texts_like_the_metrics_module():
 
 @pytest.mark.dlib
 def test_evaluate_command_writes_report_with_figures_matching_its_rows(tmp_path):
-    from lipnet_ko.files import write_json_atomic
-    from lipnet_ko.model import build_model, model_config
-    from lipnet_ko.preprocess import PreprocessConfig
+    from runs import write_run
+
+    from lipnet_ko.model import model_config
     from lipnet_ko.synth import SynthConfig, generate_corpus
 
     corpus = tmp_path / "corpus"
     generate_corpus(corpus, SynthConfig(speakers=1, sentences=3, sentences_per_session=3, held_out_speakers=0, seed=2))
     run = tmp_path / "run"
-    run.mkdir()
     tok = JamoTokenizer()
-    config = model_config("tiny", vocabulary_size=tok.vocab_size)
-    build_model(config, frames=10).save(run / "model.keras")
-    write_json_atomic(run / "model_config.json", config.to_dict())
-    tok.save(run / "tokenizer.json")
-    (run / "preprocess.json").write_text(PreprocessConfig().to_json())
+    write_run(run, model_config("tiny", vocabulary_size=tok.vocab_size), tok)
     out = tmp_path / "report"
     result = subprocess.run([sys.executable, "-m", "lipnet_ko", "evaluate", "--model", str(run), "--data", f"synthetic:{corpus}",
                              "--report", str(out), "--beam", "4", "--quiet"], capture_output=True, text=True)

@@ -9,11 +9,10 @@ pytest.importorskip("tensorflow")
 from lipnet_ko import export as export_module  # noqa: E402
 from lipnet_ko.cli import main  # noqa: E402
 from lipnet_ko.export import FLOAT32_ATOL, export  # noqa: E402
-from lipnet_ko.files import write_json_atomic  # noqa: E402
 from lipnet_ko.inference import load_recognizer  # noqa: E402
-from lipnet_ko.model import build_model, model_config  # noqa: E402
-from lipnet_ko.preprocess import PreprocessConfig  # noqa: E402
+from lipnet_ko.model import model_config  # noqa: E402
 from lipnet_ko.tokenizer import get_tokenizer  # noqa: E402
+from runs import write_run  # noqa: E402
 
 TOKENIZER = get_tokenizer("jamo")
 # input_pool=2 on an odd crop size: the "same"-padded AveragePooling3D is exported as per-frame 2-D pooling too.
@@ -22,23 +21,11 @@ LENGTHS = (15, 6, 9)  # batched together by Recognizer.logits, so padding is exe
 SIDE_FILES = {"model_config.json", "tokenizer.json", "preprocess.json", "export.json"}
 
 
-def write_run(folder):
-    """A training run folder as lipnet_ko.training leaves it, with a randomly initialised tiny model."""
-    keras.utils.set_random_seed(0)
-    model = build_model(CONFIG, frames=8)
-    folder.mkdir(parents=True)
-    model.save(folder / "model.keras")
-    write_json_atomic(folder / "model_config.json", CONFIG.to_dict())
-    TOKENIZER.save(folder / "tokenizer.json")
-    (folder / "preprocess.json").write_text(PreprocessConfig().to_json(), encoding="utf-8")
-    return model
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(run folder, its Keras model, the model's own logits for LENGTHS random clips, each run alone)."""
     run_dir = tmp_path_factory.mktemp("runs") / "run"
-    model = write_run(run_dir)
+    model = write_run(run_dir, CONFIG, TOKENIZER)
     rng = np.random.default_rng(3)
     clips = [rng.integers(0, 256, (n, CONFIG.height, CONFIG.width, CONFIG.channels), dtype=np.uint8) for n in LENGTHS]
     reference = [

@@ -7,23 +7,19 @@ keras = pytest.importorskip("keras")
 
 from lipnet_ko.files import write_json_atomic  # noqa: E402
 from lipnet_ko.inference import load_recognizer  # noqa: E402
-from lipnet_ko.model import build_model, model_config  # noqa: E402
+from lipnet_ko.model import model_config  # noqa: E402
 from lipnet_ko.preprocess import PreprocessConfig  # noqa: E402
 from lipnet_ko.tokenizer import get_tokenizer  # noqa: E402
+
+import runs  # noqa: E402
 
 TOKENIZER = get_tokenizer("jamo")
 CONFIG = model_config("tiny", height=24, width=48, vocabulary_size=TOKENIZER.vocab_size)
 
 
 def write_run(folder, config=CONFIG, tokenizer=TOKENIZER):
-    """A training run folder as lipnet_ko.training leaves it, with a randomly initialised tiny model."""
-    keras.utils.set_random_seed(0)
-    model = build_model(config, frames=8)
-    folder.mkdir(parents=True)
-    model.save(folder / "model.keras")
-    write_json_atomic(folder / "model_config.json", config.to_dict())
-    tokenizer.save(folder / "tokenizer.json")
-    (folder / "preprocess.json").write_text(PreprocessConfig().to_json(), encoding="utf-8")
+    """A training run folder (tests/runs.py) plus a config.json, as lipnet_ko.training leaves it."""
+    model = runs.write_run(folder, config, tokenizer)
     write_json_atomic(folder / "config.json", {"preset": "tiny"})
     return model
 

@@ -70,17 +70,13 @@ def oracle():
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
     """A run folder holding an untrained tiny model and its side files, as training writes them."""
-    from lipnet_ko.files import write_json_atomic
-    from lipnet_ko.model import build_model, model_config
-    from lipnet_ko.preprocess import PreprocessConfig
+    from runs import write_run
+
+    from lipnet_ko.model import model_config
 
     folder = tmp_path_factory.mktemp("run")
     tokenizer = JamoTokenizer()
-    config = model_config("tiny", vocabulary_size=tokenizer.vocab_size)
-    build_model(config, frames=10).save(folder / "model.keras")
-    write_json_atomic(folder / "model_config.json", config.to_dict())
-    tokenizer.save(folder / "tokenizer.json")
-    (folder / "preprocess.json").write_text(PreprocessConfig().to_json())
+    write_run(folder, model_config("tiny", vocabulary_size=tokenizer.vocab_size), tokenizer)
     return folder
 
 
