@@ -2,7 +2,7 @@
 
 Each batch is ``((crops, crop_lengths), (ids, id_lengths))``:
 
-* ``crops``: float32 ``[B, T, H, W, C]`` in [0, 1], zero-padded in time to the longest clip;
+* ``crops``: uint8 ``[B, T, H, W, C]`` as stored (the model converts them to float), zero-padded in time to the longest clip;
 * ``crop_lengths``: int32 ``[B]``, true frame counts;
 * ``ids``: int32 ``[B, L]`` label ids, padded with the blank (0);
 * ``id_lengths``: int32 ``[B]``, true label lengths (CTC must be given these, not the padded sizes).
@@ -145,21 +145,24 @@ def augment_clip(crops: np.ndarray, rng: np.random.Generator, config: AugmentCon
     index = _temporal_indices(num_frames, rng, config)
     if len(index) >= min_frames:
         crops = crops[index]
-    if rng.random() < config.flip_prob:
-        crops = crops[:, :, ::-1]
+    flip = rng.random() < config.flip_prob
     angle = rng.uniform(-config.max_rotation_deg, config.max_rotation_deg)
     scale = rng.uniform(*config.scale_range)
     shift = rng.uniform(-config.max_shift, config.max_shift, size=2) * (width, height)
     if angle or scale != 1.0 or shift.any():
         matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, scale)
         matrix[:, 2] += shift
+        if flip:  # fold the flip into the warp: warpAffine on a flipped view would first copy every frame
+            matrix = matrix @ np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
         crops = np.stack(
             [cv2.warpAffine(f, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) for f in crops]
         ).reshape(len(crops), height, width, -1)
+    elif flip:
+        crops = crops[:, :, ::-1]
     gamma = rng.uniform(*config.gamma_range)
     brightness = rng.uniform(-config.max_brightness, config.max_brightness) * 255
     table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma + brightness, 0, 255).astype(np.uint8)
-    return cv2.LUT(np.ascontiguousarray(crops), table)  # a table lookup, ~7x faster than numpy fancy indexing
+    return cv2.LUT(np.ascontiguousarray(crops), table).reshape(crops.shape)  # a table lookup, ~7x faster than numpy fancy indexing
 
 
 @dataclass(frozen=True)
@@ -233,9 +236,9 @@ class ClipBatcher:
         labels = [self.examples[i].ids for i in indices]
         crop_lengths = np.array([len(c) for c in clips], dtype=np.int32)
         id_lengths = np.array([len(ids) for ids in labels], dtype=np.int32)
-        crops = np.zeros((len(clips), crop_lengths.max(), *self.frame_shape), dtype=np.float32)
+        crops = np.zeros((len(clips), crop_lengths.max(), *self.frame_shape), dtype=np.uint8)  # the model converts
         for row, clip in enumerate(clips):
-            np.multiply(clip, np.float32(1 / 255), out=crops[row, : len(clip)], casting="unsafe")
+            crops[row, : len(clip)] = clip
         ids = np.zeros((len(labels), max(1, id_lengths.max())), dtype=np.int32)
         for row, label in enumerate(labels):
             ids[row, : len(label)] = label
@@ -263,7 +266,7 @@ class ClipBatcher:
 
         h, w, c = self.frame_shape
         signature = (
-            (tf.TensorSpec((None, None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32)),
+            (tf.TensorSpec((None, None, h, w, c), tf.uint8), tf.TensorSpec((None,), tf.int32)),
             (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int32)),
         )
         dataset = tf.data.Dataset.from_generator(lambda: self.epoch(epoch, start_batch), output_signature=signature)

@@ -126,26 +126,15 @@ def examples_for(recognizer, run_config, spec: str | None, progress: bool = True
     ``free``) are rebuilt through ``training_data.prepare_data`` (cached crops are reused). Another spec
     is evaluated whole, as split ``all``, cropped with the model's own preprocessing config.
     """
-    from lipnet_ko.training_data import DataConfig, EVAL_SPLITS, _cache_dir, _preprocess, prepare_data
+    from lipnet_ko.training_data import EVAL_SPLITS, corpus_examples, prepare_data
 
     if run_config is not None and (spec is None or spec in (run_config.data.spec, "synthetic")):
         data = prepare_data(run_config.data, recognizer.tokenizer, recognizer.preprocess, progress=progress)
         return {name: data.splits[name] for name in EVAL_SPLITS if data.splits.get(name)}
     if spec is None:
         raise ValueError("--data SPEC is needed: the model has no training run beside it to take splits from")
-    from pathlib import Path
-
-    from lipnet_ko.corpora import scan
-    from lipnet_ko.data import load_examples
-
-    corpus = scan(spec)
-    if not corpus.clips:
-        raise ValueError(f"{spec}: no usable clip ({len(corpus.skipped)} skipped)")
-    path = Path(spec.partition(":")[2])
-    skipped: list[dict] = []
-    paths = _preprocess(list(corpus.clips), _cache_dir(DataConfig(spec=spec), path, spec), recognizer.preprocess, 2, progress, skipped)
-    examples, rejected = load_examples(paths, recognizer.tokenizer)
-    for item in skipped + rejected + list(corpus.skipped):
+    examples, skipped = corpus_examples(spec, recognizer.tokenizer, recognizer.preprocess, progress=progress)
+    for item in skipped:
         logger.warning("skipped %s", item)
     return {"all": examples}
 

@@ -101,6 +101,16 @@ class Grammar:
             raise TypeError(f"rng must be a numpy.random.Generator or a random.Random, got {type(rng).__name__}")
         return [self.sentence(pick(len(slot.options)) for slot in self.slots) for _ in range(n)]
 
+    def contains(self, text: str) -> bool:
+        """True when ``text`` (normalised) is a sentence of the grammar: one option per slot, in order."""
+
+        def match(k: int, rest: str) -> bool:
+            if k == len(self.slots) - 1:
+                return rest in self.slots[k].options
+            return any(rest.startswith(option + " ") and match(k + 1, rest[len(option) + 1 :]) for option in self.slots[k].options)
+
+        return bool(self.slots) and match(0, text)
+
     def sentences(self) -> Iterator[str]:
         """Every sentence of the grammar once, in slot-option order (``size`` of them)."""
         for words in itertools.product(*(slot.options for slot in self.slots)):

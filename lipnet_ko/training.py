@@ -1,22 +1,23 @@
 """CTC training of the LipNet model: ``TrainConfig`` -> ``train(config, run_dir)`` -> a run folder.
 
-The loop is written out (``model.train_on_batch`` over a prefetched ``tf.data`` epoch) rather than
+The loop is written out (one traced train step over a prefetched ``tf.data`` epoch) rather than
 ``model.fit``, because a run must resume *mid-epoch* exactly where it stopped: ``fit`` with
 ``BackupAndRestore`` restarts the interrupted epoch from its first batch. Batches depend only on
 (seed, epoch, batch position) (see ``lipnet_ko.data.ClipBatcher``), and a checkpoint holds every model
 variable (dropout seed state included) and every optimizer variable, so a killed run that resumes ends
-with the same weights as one that never stopped.
+with the same weights as one that never stopped (without a time budget: under ``max_minutes`` the
+learning rate follows elapsed time, see ``learning_rate_at``).
 
 Run folder::
 
     config.json          TrainConfig (what `--config` reads back)
     model_config.json    ModelConfig; tokenizer.json; preprocess.json (the crop geometry inference must use)
-    splits.json          clip ids of train / val / seen / unseen / free
+    splits.json          clip ids of train / val / seen / unseen / free / unseen_free
     state.json           resume state: epoch, batch, step, learning-rate plan, callback state, history
     checkpoints/         ckpt-<step>.npz (resume), best.weights.h5 (best validation syllable CER)
     log.csv, tensorboard/, train.log
     model.keras          the kept model (best validation CER)
-    metrics.json         per split (seen, unseen, free) and decoder: syllable_cer, jamo_cer, wer, bleu
+    metrics.json         per split (seen, unseen, free, unseen_free) and decoder: syllable_cer, jamo_cer, wer, bleu
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class TrainConfig:
     plateau_patience: int = 2  # "plateau": epochs without a better val CER before the rate is cut
     plateau_factor: float = 0.5
     early_stop_patience: int = 12  # epochs without a better val CER before stopping; 0 = never
-    max_minutes: float | None = 20.0  # training-time budget: the epoch count is planned to fit it; None = no limit
+    max_minutes: float | None = 20.0  # training-time budget: epochs are planned to fit it, the cosine decays over it; None = no limit
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None = no augmentation
     curriculum_epochs: int = 0  # LipNet-style curriculum: the first N epochs train on the shorter half of the clips
     cache_limit_gb: float = 1.5  # keep training crops in memory when they fit in this; stream from .npz otherwise
@@ -122,8 +123,13 @@ class TrainConfig:
 # Learning-rate plan and the epoch-end callbacks (their state is saved for --resume)
 
 
-def learning_rate_at(config: TrainConfig, step: int, total_steps: int, cuts: int) -> float:
-    """The rate for ``step`` (0-based): linear warm-up, then the schedule; ``cuts`` = plateau reductions so far."""
+def learning_rate_at(config: TrainConfig, step: int, total_steps: int, cuts: int, time_share: float = 0.0) -> float:
+    """The rate for ``step`` (0-based): linear warm-up, then the schedule; ``cuts`` = plateau reductions so far.
+
+    ``time_share`` (elapsed / ``max_minutes``, 0 without a budget): the cosine's progress is the larger of
+    the step share and the time share, so under a time budget the decay ends when the budget does,
+    even when epochs run slower than planned (the epoch plan alone ended runs with the rate mid-way).
+    """
     base = config.learning_rate
     if config.schedule == "plateau":
         base *= config.plateau_factor**cuts
@@ -131,9 +137,25 @@ def learning_rate_at(config: TrainConfig, step: int, total_steps: int, cuts: int
         return base * (step + 1) / config.warmup_steps
     if config.schedule != "cosine":
         return base
-    progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
+    progress = min(1.0, max(time_share, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)))
     low = min(config.min_learning_rate, base)
     return low + 0.5 * (base - low) * (1 + math.cos(math.pi * progress))
+
+
+def plan_epochs(config: TrainConfig, epochs_done: int, train_seconds: float, epoch_seconds: list[float]) -> int:
+    """How many epochs a run under ``max_minutes`` does in all, re-planned after every epoch.
+
+    Another epoch starts only when it is expected to end within 5% over the budget, at the median time
+    of the last three epochs after the first (which pays for tracing). The learning rate does not
+    depend on this plan: under a budget the cosine follows the time share (``learning_rate_at``), so
+    it reaches its floor when the budget ends however many epochs fit.
+    """
+    if config.max_minutes is None or not epoch_seconds:
+        return config.epochs
+    steady = epoch_seconds[1:] or epoch_seconds
+    per_epoch = max(1e-3, float(np.median(steady[-3:])))
+    more = max(0, int((config.max_minutes * 60.0 * 1.05 - train_seconds) / per_epoch))
+    return max(epochs_done, min(config.epochs, epochs_done + more))
 
 
 @dataclass
@@ -225,7 +247,7 @@ def make_train_step(model, strategy, frame_shape: tuple[int, int, int]):
 
     h, w, c = frame_shape
     signature = (
-        (tf.TensorSpec((None, None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32)),
+        (tf.TensorSpec((None, None, h, w, c), tf.uint8), tf.TensorSpec((None,), tf.int32)),
         (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int32)),
     )
 
@@ -239,6 +261,27 @@ def make_train_step(model, strategy, frame_shape: tuple[int, int, int]):
         return float(step(data))
 
     return run
+
+
+def make_forward(model):
+    """``predict((crops, crop_lengths)) -> logits`` (numpy) for validation and evaluation, traced once.
+
+    ``model.predict_on_batch`` retraces for every new batch shape; validation batches are sorted by
+    length, so each epoch paid several traces (5-35 s per epoch in the default run, about 10% of it).
+    """
+    import tensorflow as tf
+
+    h, w, c = model.config.height, model.config.width, model.config.channels
+    forward = tf.function(
+        lambda crops, crop_lengths: model((crops, crop_lengths), training=False),
+        input_signature=[tf.TensorSpec((None, None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32)],
+    )
+
+    def predict(batch) -> np.ndarray:
+        crops, crop_lengths = batch
+        return forward(np.asarray(crops, np.float32), np.asarray(crop_lengths, np.int32)).numpy()
+
+    return predict
 
 
 def save_checkpoint(folder: Path, model, optimizer, step: int) -> str:
@@ -478,7 +521,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, dat
 
     csv_log = _Csv(run_dir / "log.csv", keep_epochs_below=state.epoch)
     writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
-    val_predict = model.predict_on_batch
+    val_predict = make_forward(model)
     budget = None if config.max_minutes is None else config.max_minutes * 60.0
     session_start = time.perf_counter()
     seconds_before = state.train_seconds
@@ -501,7 +544,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, dat
                    disable=None if progress else True, dynamic_ncols=True, leave=False)
         out_of_time = False
         for (crops, crop_lengths), (ids, id_lengths) in source.dataset(epoch, state.batch):
-            lr = learning_rate_at(config, state.step, state.total_steps, state.monitor.cuts)
+            time_share = 0.0 if budget is None else elapsed() / budget
+            lr = learning_rate_at(config, state.step, state.total_steps, state.monitor.cuts, time_share)
             optimizer.learning_rate.assign(lr)
             loss = train_step(((crops, crop_lengths), (ids, id_lengths)))
             if not math.isfinite(loss):
@@ -555,17 +599,13 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, dat
             logger.info("val CER has not improved for %d epochs: learning rate x%.2f", config.plateau_patience, config.plateau_factor)
         state.epoch, state.batch, state.epoch_loss_sum = epoch + 1, 0, 0.0
         state.train_seconds = elapsed()
-        if budget is not None and state.epoch <= 2:
-            # Plan after epoch 1, and again after epoch 2, whose time excludes tracing and warm-up costs.
-            per_epoch = state.train_seconds if state.epoch == 1 else row["seconds"]
-            state.planned_epochs = max(state.epoch, min(config.epochs, state.epoch + int((budget - state.train_seconds) / per_epoch)))
-            state.total_steps = steps_until(state.planned_epochs)
-            logger.info("%.1f s per epoch: planning %d epochs for the %.0f-minute budget", per_epoch, state.planned_epochs, config.max_minutes)
+        if budget is not None:
+            planned = plan_epochs(config, state.epoch, state.train_seconds, [h["seconds"] for h in state.history])
+            if planned != state.planned_epochs:
+                logger.info("%d epochs fit the %.0f-minute budget", planned, config.max_minutes)
+            state.planned_epochs = planned
         if decision["stop"]:
             state.finished, state.stop_reason = True, f"early stopping: no better val CER for {config.early_stop_patience} epochs"
-        elif budget is not None and state.epoch < (state.planned_epochs or config.epochs) and \
-                state.train_seconds + state.train_seconds / state.epoch > budget * 1.1:
-            state.finished, state.stop_reason = True, f"time budget ({config.max_minutes} min) would be exceeded by another epoch"
         save_state()
     write_json_atomic(run_dir / "state.json", state.to_dict())
     logger.info("training stopped: %s; %d epochs, %d steps, %.1f min", state.stop_reason, state.epoch, state.step, state.train_seconds / 60)
@@ -595,12 +635,13 @@ def finish_run(run_dir: Path, model, data: RunData, tokenizer, config: TrainConf
         lm = load_default_lm()
     decoders = standard_decoders(config.beam_width, lm)
     splits = {name: data.splits.get(name, []) for name in EVAL_SPLITS}
+    predict = make_forward(model)
 
     def evaluate_all(names: dict) -> dict:
         out = {}
         for name, examples in splits.items():
             if examples:
-                out[name] = evaluate(model.predict_on_batch, examples, tokenizer, names).to_dict()
+                out[name] = evaluate(predict, examples, tokenizer, names).to_dict()
         return out
 
     t0 = time.perf_counter()
@@ -630,8 +671,8 @@ def finish_run(run_dir: Path, model, data: RunData, tokenizer, config: TrainConf
 
 def format_metrics(metrics: dict) -> str:
     """A plain table of the kept model's figures: split x decoder."""
-    lines = [f"{'split':<8} {'decoder':<8} {'syl CER':>8} {'jamo CER':>9} {'WER':>7} {'BLEU':>6} {'n':>5}"]
+    lines = [f"{'split':<11} {'decoder':<8} {'syl CER':>8} {'jamo CER':>9} {'WER':>7} {'BLEU':>6} {'n':>5}"]
     for split in EVAL_SPLITS:
         for decoder, s in metrics.get(split, {}).items():
-            lines.append(f"{split:<8} {decoder:<8} {s['syllable_cer']:>8.2%} {s['jamo_cer']:>9.2%} {s['wer']:>7.2%} {s['bleu']:>6.1f} {s['utterances']:>5}")
+            lines.append(f"{split:<11} {decoder:<8} {s['syllable_cer']:>8.2%} {s['jamo_cer']:>9.2%} {s['wer']:>7.2%} {s['bleu']:>6.1f} {s['utterances']:>5}")
     return "\n".join(lines)

@@ -4,7 +4,9 @@
 ``synthetic``; scan the corpus; split it into ``train``, ``val`` (held-out utterances of training
 speakers, used to pick the best checkpoint), ``seen`` (other held-out utterances of training speakers:
 the seen-speaker test), ``unseen`` (held-out speakers) and, for the synthetic default, ``free`` (the
-held-out free sentences, never in training); preprocess every clip once through
+held-out free sentences, never in training, read by training speakers) and ``unseen_free`` (free
+sentences of held-out speakers): there ``seen`` and ``unseen`` keep only sentences of the command
+grammar, the closed-vocabulary test the accuracy targets are set on; preprocess every clip once through
 ``lipnet_ko.preprocess`` (cached, resumable); and load the examples.
 
 Held-out utterances whose text also occurs in ``train`` are dropped from ``val`` and ``seen``, so those
@@ -23,13 +25,16 @@ from lipnet_ko.corpora import is_spec, read_split, scan, split_by_speaker, split
 from lipnet_ko.data import Example, load_examples
 from lipnet_ko.datasets import Clip
 from lipnet_ko.preprocess import PreprocessConfig, output_path, run_batch
-from lipnet_ko.synth import SPLIT_NAME, SynthConfig, generate_corpus
+from lipnet_ko.synth import SPLIT_NAME, SYNTH_VERSION, SynthConfig, generate_corpus
 from lipnet_ko.text import normalize_text
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SYNTH_DIR = Path(__file__).resolve().parent.parent / "data" / "synth"  # the embedded default corpus lives here
-EVAL_SPLITS = ("seen", "unseen", "free")
+# The test splits. For the synthetic default, ``seen`` and ``unseen`` hold sentences of the command grammar
+# only (closed vocabulary, what the accuracy targets are about, as GRID is for LipNet); open-vocabulary
+# sentences go to ``free`` (training speakers) and ``unseen_free`` (held-out speakers).
+EVAL_SPLITS = ("seen", "unseen", "free", "unseen_free")
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class DataConfig:
     spec: str = "synthetic"  # "synthetic" (the embedded default corpus), synthetic:DIR, aihub:DIR, grid:DIR, manifest:FILE
     tokenizer: str = "jamo"  # "jamo" (Korean) or "char" (English, GRID)
     synth: SynthConfig = field(default_factory=SynthConfig)  # the corpus "synthetic" generates
-    synth_dir: str | None = None  # where "synthetic" is generated; None = data/synth/default
+    synth_dir: str | None = None  # where "synthetic" is generated; None = data/synth/default-v<SYNTH_VERSION>
     free_sentences: int = 3  # "synthetic": held-out free sentences per training speaker, the "free" split
     cache_dir: str | None = None  # preprocessed crops; None = "<corpus>-crops" beside the corpus
     val_share: float = 0.05  # training speakers' utterances held out for validation (best checkpoint)
@@ -80,7 +85,9 @@ class RunData:
 
 def synthetic_dirs(config: DataConfig) -> tuple[Path, Path]:
     """(main corpus, free-sentence corpus) folders of the ``synthetic`` spec."""
-    base = Path(config.synth_dir) if config.synth_dir else DEFAULT_SYNTH_DIR / "default"
+    # The default folder carries the generator version: a newer version regenerates beside the old
+    # corpus (and its crop cache) instead of mixing with it.
+    base = Path(config.synth_dir) if config.synth_dir else DEFAULT_SYNTH_DIR / f"default-v{SYNTH_VERSION}"
     return base, base.with_name(base.name + "-free")
 
 
@@ -155,12 +162,27 @@ def _preprocess(clips: list[Clip], cache: Path, preprocess: PreprocessConfig, jo
     return paths
 
 
+def _separate_free_sentences(clip_splits: dict[str, list[Clip]]) -> None:
+    """Synthetic default: keep grammar sentences in seen/unseen; free sentences to free/unseen_free."""
+    from lipnet_ko.sentences import load_grammar
+
+    grammar = load_grammar()
+    for name, free_name in (("seen", "free"), ("unseen", "unseen_free")):
+        clips = clip_splits.get(name, [])
+        clip_splits[name] = [c for c in clips if grammar.contains(_text_key(c.text))]
+        moved = [c for c in clips if not grammar.contains(_text_key(c.text))]
+        clip_splits[free_name] = clip_splits.get(free_name, []) + moved
+        if moved:
+            logger.info("%s: %d free (non-grammar) sentences moved to %s", name, len(moved), free_name)
+
+
 def prepare_data(config: DataConfig, tokenizer, preprocess: PreprocessConfig | None = None, *, progress: bool = True,
                  in_memory: bool = False) -> RunData:
     """Generate/scan, split, preprocess and load a run's data (see the module docstring)."""
     preprocess = preprocess or PreprocessConfig()
     skipped: list[dict] = []
     free_clips: list[Clip] = []
+    free_cache: Path | None = None
     if config.spec == "synthetic":
         main_dir, free_dir = synthetic_dirs(config)
         for folder, synth in ((main_dir, config.synth), (free_dir, free_synth_config(config))):
@@ -169,6 +191,7 @@ def prepare_data(config: DataConfig, tokenizer, preprocess: PreprocessConfig | N
                 logger.info("synthetic corpus %s: %d sessions written in %.0f s", folder, summary["written"], summary["seconds"])
         spec = f"synthetic:{main_dir}"
         free_scan = scan(f"synthetic:{free_dir}")
+        free_cache = Path(config.cache_dir) / "free-sentences" if config.cache_dir else _cache_dir(config, free_dir, spec)
         skipped += free_scan.skipped
         free_clips = list(free_scan.clips) if config.free_sentences else []
     else:
@@ -180,14 +203,26 @@ def prepare_data(config: DataConfig, tokenizer, preprocess: PreprocessConfig | N
     kind, _, path = spec.partition(":")
     corpus_dir = Path(path) if Path(path).is_dir() else None
     clip_splits = split_clips(list(corpus.clips), corpus_dir, config)
-    clip_splits["free"] = free_clips
     cache = _cache_dir(config, Path(path), spec)
+    # The free-sentence corpus names its files like the main corpus (same speakers and sessions), so its
+    # crops need a cache of their own: in the main cache they would be taken for the main corpus's
+    # already-cropped clips of the same name.
+    free_set = set(free_clips)
+
+    def cache_of(clip: Clip) -> Path:
+        return free_cache if clip in free_set else cache
+
+    clip_splits["free"] = free_clips
+    if config.spec == "synthetic":
+        _separate_free_sentences(clip_splits)
     examples: dict[str, list[Example]] = {}
     for name, clips in clip_splits.items():
         if not clips:
             examples[name] = []
             continue
-        paths = _preprocess(clips, cache, preprocess, config.jobs, progress, skipped)
+        paths = []
+        for folder in dict.fromkeys(cache_of(c) for c in clips):
+            paths += _preprocess([c for c in clips if cache_of(c) == folder], folder, preprocess, config.jobs, progress, skipped)
         loaded, rejected = load_examples(paths, tokenizer, in_memory=in_memory)
         skipped += rejected
         examples[name] = loaded
@@ -196,6 +231,24 @@ def prepare_data(config: DataConfig, tokenizer, preprocess: PreprocessConfig | N
         raise ValueError(f"{spec}: no training clip left after splitting and preprocessing")
     ids = {name: [e.crops_path.stem if e.crops_path else "" for e in items] for name, items in examples.items()}
     return RunData(examples, ids, skipped, spec)
+
+
+def corpus_examples(spec: str, tokenizer, preprocess: PreprocessConfig, *, cache_dir: str | None = None, jobs: int = 2,
+                    progress: bool = True) -> tuple[list[Example], list[dict]]:  # fmt: skip
+    """Every clip of a corpus spec, unsplit: scanned, cropped once into its cache, loaded.
+
+    What evaluating a model on another corpus needs (``lipnet-ko evaluate --data SPEC``). Returns
+    ``(examples, skipped)``; ``skipped`` names each clip left out (scan, crop or label) with its reason.
+    """
+    corpus = scan(spec)
+    if not corpus.clips:
+        raise ValueError(f"{spec}: no usable clip ({len(corpus.skipped)} skipped; run `lipnet-ko data inspect {spec}` for reasons)")
+    skipped: list[dict] = list(corpus.skipped)
+    path = Path(spec.partition(":")[2])
+    cache = _cache_dir(DataConfig(spec=spec, cache_dir=cache_dir), path, spec)
+    paths = _preprocess(list(corpus.clips), cache, preprocess, jobs, progress, skipped)
+    examples, rejected = load_examples(paths, tokenizer)
+    return examples, skipped + rejected
 
 
 def write_splits(path: Path, data: RunData) -> None:

@@ -55,13 +55,12 @@ def test_batches_have_true_lengths_shapes_and_dtypes(tmp_path):
     batcher = ClipBatcher(examples, PipelineConfig(batch_size=6, seed=3))
     seen = []
     for (crops, crop_lengths), (ids, id_lengths) in batcher.epoch():
-        assert crops.dtype == np.float32 and crops.shape[2:] == (H, W, C)
+        assert crops.dtype == np.uint8 and crops.shape[2:] == (H, W, C)
         assert crop_lengths.dtype == np.int32 and ids.dtype == np.int32 and id_lengths.dtype == np.int32
         assert crops.shape[1] == crop_lengths.max()
         for row in range(len(crop_lengths)):
             assert np.all(crops[row, crop_lengths[row] :] == 0)  # padding is zeros
             assert np.all(ids[row, id_lengths[row] :] == 0)  # label padding is the blank
-            assert 0.0 <= crops[row].min() and crops[row].max() <= 1.0
         seen += [tuple(ids[r, : id_lengths[r]]) for r in range(len(id_lengths))]
     assert sorted(seen) == sorted(e.ids for e in examples)  # every clip exactly once, labels intact
     assert len(batcher) == 4
@@ -71,8 +70,10 @@ def test_unaugmented_batch_equals_stored_crops():
     examples = make_examples(4)
     batcher = ClipBatcher(examples, PipelineConfig(batch_size=4, shuffle=False, bucket_batches=0))
     (crops, lengths), _ = batcher.make_batch([0, 1, 2, 3], epoch=0)
+    assert crops.dtype == np.uint8  # the model converts; no float copy of the batch in numpy
     for row, example in enumerate(examples):
-        np.testing.assert_allclose(crops[row, : lengths[row]], example.crops / 255.0, atol=1e-6)
+        np.testing.assert_array_equal(crops[row, : lengths[row]], example.crops)
+        assert not crops[row, lengths[row] :].any()  # zero padding
 
 
 def test_order_is_reproducible_and_changes_by_epoch():

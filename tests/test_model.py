@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,28 @@ def test_input_pooling_shrinks_the_features_and_keeps_padding_invariance():
     np.testing.assert_allclose(together[1, :7], alone[0], atol=1e-5)
     with pytest.raises(ValueError, match="input_pool"):
         ModelConfig(input_pool=0)
+
+
+def test_uint8_crops_give_the_same_logits_as_float_crops():
+    model = build_model(TINY, frames=12)
+    crops, lengths = batch((12, 7))
+    stored = np.round(crops * 255).astype(np.uint8)
+    from_float = model((stored.astype(np.float32) / 255, lengths)).numpy()
+    np.testing.assert_allclose(model((stored, lengths)).numpy(), from_float, atol=1e-5)
+
+
+def test_pool_before_norm_keeps_padding_invariance_and_old_models_keep_their_order():
+    config = model_config("tiny", height=48, width=96, vocabulary_size=11, input_pool=2, pool_before_norm=True)
+    model = build_model(config, frames=12)
+    crops, lengths = batch((12, 7), config=config)
+    together = model((crops, lengths)).numpy()
+    np.testing.assert_allclose(together[1, :7], model((crops[1:, :7], lengths[1:])).numpy()[0], atol=1e-5)
+    # The same weights with the other order give other logits: the flag changes the function, so a
+    # config saved without it (False by default) must load with the order it was trained with.
+    old = build_model(dataclasses.replace(config, pool_before_norm=False), frames=12)
+    old.set_weights(model.get_weights())
+    assert not np.allclose(old((crops, lengths)).numpy(), together, atol=1e-4)
+    saved = config.to_dict()
+    saved.pop("pool_before_norm")
+    assert ModelConfig.from_dict(saved).pool_before_norm is False
+    assert PRESETS["small"].pool_before_norm is True

@@ -86,6 +86,18 @@ def test_grammar_sample_is_reproducible_for_both_rng_kinds(grammar):
         grammar.sample(7, 1)
 
 
+def test_grammar_contains_its_sentences_and_nothing_else(grammar, free):
+    rng = np.random.default_rng(4)
+    for sentence in grammar.sample(rng, 50):
+        assert grammar.contains(sentence)
+        words = sentence.split(" ")
+        assert not grammar.contains(" ".join(words[:-1]))  # a slot missing
+        assert not grammar.contains(" ".join([words[1], words[0], *words[2:]]))  # slots out of order
+        assert not grammar.contains(sentence + " " + words[-1])  # one word too many
+    assert not any(grammar.contains(text) for text in free)
+    assert not grammar.contains("")
+
+
 def test_grammar_lexicon(grammar):
     lexicon = grammar.lexicon()
     assert lexicon == sorted(set(lexicon))

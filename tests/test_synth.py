@@ -126,6 +126,20 @@ def test_warp_never_folds_for_any_target(faces):
             assert np.all((np.sign(areas) == reference) | (np.abs(areas) < 1e-6)), shape
 
 
+def test_every_default_speaker_articulates_clearly():
+    # Version 1 of the corpus drew weak articulation (strength 0.7-1.2): its weakest speaker opened the jaw
+    # to 0.56 at most in "살짝 다시 놓아" and kept the lips 0.25 wide in "우리 두 부부", so most vowels
+    # showed as a thin slit and the default training stalled. Every default speaker must now open wide
+    # for ㅏ and round for ㅜ.
+    for index in range(1, SynthConfig().speakers + 1):
+        speaker = sample_speaker(index, 0, 2, SynthConfig().frame_size)
+        options = dict(rate=speaker.rate, strength=speaker.strength, coarticulation=speaker.coarticulation,
+                       rng=np.random.default_rng(index))  # fmt: skip
+        jaw = articulate("살짝 다시 놓아", **options).params[:, MOUTH_FIELDS.index("jaw_open")].max()
+        width = articulate("우리 두 부부", **options).params[:, MOUTH_FIELDS.index("lip_width")].min()
+        assert jaw >= 0.8 and width <= 0.2, (speaker.speaker_id, jaw, width)
+
+
 @pytest.mark.dlib
 def test_warp_never_folds_for_sampled_speakers_speaking(faces):
     from lipnet_ko.face_render import FaceRenderer

@@ -16,7 +16,7 @@ import pytest
 
 import lipnet_ko  # noqa: F401
 from lipnet_ko.synth import SynthConfig
-from lipnet_ko.training import Monitor, TrainConfig, learning_rate_at
+from lipnet_ko.training import Monitor, TrainConfig, learning_rate_at, plan_epochs
 from lipnet_ko.training_data import DataConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +53,27 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     assert all(a >= b for a, b in zip(rates[10:], rates[11:]))  # cosine only falls
     assert rates[60] == pytest.approx((1e-3 + 1e-5) / 2, rel=1e-6)  # half way
     assert rates[110] == pytest.approx(1e-5)
+
+
+def test_time_budget_drives_the_cosine_when_it_is_ahead_of_the_step_plan():
+    config = TrainConfig(learning_rate=1e-3, warmup_steps=10, min_learning_rate=1e-5, schedule="cosine")
+    by_steps = learning_rate_at(config, 20, 110, 0)
+    assert learning_rate_at(config, 20, 110, 0, time_share=0.0) == by_steps
+    assert learning_rate_at(config, 20, 110, 0, time_share=0.5) == pytest.approx((1e-3 + 1e-5) / 2, rel=1e-6)
+    assert learning_rate_at(config, 20, 110, 0, time_share=1.3) == pytest.approx(1e-5)  # budget spent: the floor
+    assert learning_rate_at(config, 100, 110, 0, time_share=0.1) == learning_rate_at(config, 100, 110, 0)  # steps ahead
+    assert learning_rate_at(config, 5, 110, 0, time_share=0.9) == pytest.approx(6e-4)  # warm-up is by steps only
+
+
+def test_epoch_plan_fills_the_time_budget_and_ignores_the_first_epochs_tracing():
+    config = TrainConfig(max_minutes=20, epochs=60)  # 1,200 s, up to 1,260 s for the last epoch
+    assert plan_epochs(config, 1, 150.0, [150.0]) == 1 + int(1110 / 150)  # only the first epoch known
+    # the first epoch paid for tracing; later ones take 120 s: (1260 - 390) / 120 = 7.25 more
+    assert plan_epochs(config, 3, 390.0, [150.0, 120.0, 120.0]) == 3 + 7
+    assert plan_epochs(config, 10, 1230.0, [150.0] + [120.0] * 9) == 10  # nothing more fits
+    assert plan_epochs(config, 3, 390.0, [150.0, 500.0, 120.0, 120.0, 120.0][:3]) == 3 + int(870 / 310)  # median of recent
+    assert plan_epochs(TrainConfig(max_minutes=20, epochs=5), 1, 10.0, [10.0]) == 5  # never past --epochs
+    assert plan_epochs(TrainConfig(max_minutes=None, epochs=7), 1, 10.0, [10.0]) == 7
 
 
 def test_plateau_schedule_cuts_the_rate_per_reduction():
@@ -124,6 +145,23 @@ def test_tiny_run_writes_a_complete_run_folder(corpus, tmp_path):
     assert train_ids and not train_ids & held
     with pytest.raises(ValueError, match="already holds a run"):
         train(config, run, progress=False)
+
+
+@pytest.mark.dlib
+def test_mirrored_strategy_trains_like_the_default_one(corpus, tmp_path):
+    # One CPU here, so MirroredStrategy holds a single replica: its step (strategy.run, all-reduce,
+    # synchronized batch norm) must then give the default strategy's weights.
+    from lipnet_ko.training import train
+
+    weights = {}
+    for strategy in ("default", "mirrored"):
+        config = tiny_config(corpus, tmp_path / "crops", epochs=1, strategy=strategy)
+        result = train(config, tmp_path / strategy, progress=False)
+        weights[strategy], state = _last_checkpoint(result.run_dir)
+        assert state["step"] > 0 and (result.run_dir / "metrics.json").is_file()
+    assert weights["default"].keys() == weights["mirrored"].keys()
+    for name, value in weights["default"].items():
+        np.testing.assert_allclose(weights["mirrored"][name], value, atol=1e-5, err_msg=name)
 
 
 def test_resume_without_a_run_is_a_clear_error(tmp_path):

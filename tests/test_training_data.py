@@ -1,0 +1,49 @@
+"""The data of a run: how the synthetic default's test splits are separated (closed vs open vocabulary)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lipnet_ko.datasets import Clip
+from lipnet_ko.sentences import load_free_sentences, load_grammar
+from lipnet_ko.synth import SynthConfig
+from lipnet_ko.tokenizer import JamoTokenizer
+from lipnet_ko.training_data import EVAL_SPLITS, DataConfig, _separate_free_sentences, prepare_data
+
+
+def test_synthetic_test_splits_keep_grammar_sentences_and_move_free_ones():
+    grammar = load_grammar()
+    command, other = grammar.sample(np.random.default_rng(0), 4), load_free_sentences()[:3]
+
+    def clips(texts, speaker):
+        return [Clip(f"{speaker}_{i}.mp4", text=t, speaker=speaker, clip_id=f"{speaker}_{i}") for i, t in enumerate(texts)]
+
+    held_free = clips(other[2:], "C001")
+    splits = {"train": [], "val": clips(other[:1], "C002"), "seen": clips(command[:2] + other[:1], "C001"),
+              "unseen": clips(command[2:] + other[1:2], "C040"), "free": held_free}  # fmt: skip
+    _separate_free_sentences(splits)
+    assert [c.text for c in splits["seen"]] == command[:2]
+    assert [c.text for c in splits["unseen"]] == command[2:]
+    assert [c.text for c in splits["free"]] == [other[2], other[0]]  # the held-out free set, then seen speakers' free sentences
+    assert [c.text for c in splits["unseen_free"]] == [other[1]]
+    assert [c.text for c in splits["val"]] == other[:1]  # validation stays as drawn
+    assert set(EVAL_SPLITS) == {"seen", "unseen", "free", "unseen_free"}
+
+
+@pytest.mark.dlib
+def test_free_split_reads_the_free_corpus_not_same_named_main_clips(tmp_path):
+    # The free-sentence corpus names its videos like the main corpus (same speakers and sessions). Both
+    # used to be cropped into one cache, so the free split silently loaded the main corpus's clips of the
+    # same names (mostly training sentences). Each corpus now has its own cache.
+    synth = SynthConfig(speakers=3, sentences=4, sentences_per_session=2, held_out_speakers=1, seed=7)
+    config = DataConfig(synth=synth, synth_dir=str(tmp_path / "corpus"), free_sentences=2, jobs=1, val_share=0.0, seen_share=0.0)
+    data = prepare_data(config, JamoTokenizer(), progress=False)
+    free = data.splits["free"]
+    assert len(free) == 2 * 2  # two training speakers, two held-out free sentences each
+    grammar = load_grammar()
+    train_texts = {e.text for e in data.splits["train"]}
+    for example in free:
+        assert example.crops_path.parent == tmp_path / "corpus-free-crops"
+        assert not grammar.contains(example.text) and example.text not in train_texts
+        assert example.text == str(np.load(example.crops_path)["text"])
