@@ -2,7 +2,7 @@
 
 Used by training (validation each epoch, final metrics) and by ``lipnet-ko evaluate``. The model is
 anything callable as ``model((crops, crop_lengths))`` returning logits ``[B, T, V]``; crops are fed
-as float32 in [0, 1] like the training pipeline makes them.
+as float32 in [0, 1] (the model also takes the uint8 batches the training pipeline makes).
 """
 
 from __future__ import annotations

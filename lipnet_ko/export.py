@@ -2,7 +2,7 @@
 
 ``export(run_dir, fmt)`` writes ``RUN/export/<fmt>/``, a folder that needs nothing else from the run::
 
-    model.keras                        fmt "keras": the LipNet as trained (float32 crops in [0, 1])
+    model.keras                        fmt "keras": the LipNet as trained (float32 crops in [0, 1], or uint8)
     saved_model.pb, variables/, ...    fmt "savedmodel": signature "serving_default" (below)
     model.tflite, model_fp16.tflite    fmt "tflite": float32 and float16-weight TFLite models
     model_config.json, tokenizer.json, preprocess.json   copied from the run
