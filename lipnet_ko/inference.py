@@ -153,8 +153,11 @@ def _as_uint8(crops: np.ndarray) -> np.ndarray:
     return np.round(np.clip(crops, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-class _KerasBackend:
-    """Runs the LipNet in one traced function (any batch and length: traced once, not per shape)."""
+class KerasBackend:
+    """Runs the LipNet in one traced function (any batch and length: traced once, not per shape).
+
+    ``backend(crops, crop_lengths) -> logits`` (numpy); training validates with it too.
+    """
 
     def __init__(self, model, config: ModelConfig):
         import tensorflow as tf
@@ -329,7 +332,7 @@ def load_recognizer(path: str | Path | None = None) -> Recognizer:
     model = None
     if fmt == "keras":
         model = _load_keras(model_path, config)
-        backend = _KerasBackend(model, config)
+        backend = KerasBackend(model, config)
     elif fmt == "savedmodel":
         backend = _SavedModelBackend(model_path)
         _check_input_shape(model_path, backend.input_shape, config)

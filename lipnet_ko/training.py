@@ -268,20 +268,12 @@ def make_forward(model):
 
     ``model.predict_on_batch`` retraces for every new batch shape; validation batches are sorted by
     length, so each epoch paid several traces (5-35 s per epoch in the default run, about 10% of it).
+    Inference's ``KerasBackend`` already traces once with open dimensions; training uses the same.
     """
-    import tensorflow as tf
+    from lipnet_ko.inference import KerasBackend
 
-    h, w, c = model.config.height, model.config.width, model.config.channels
-    forward = tf.function(
-        lambda crops, crop_lengths: model((crops, crop_lengths), training=False),
-        input_signature=[tf.TensorSpec((None, None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32)],
-    )
-
-    def predict(batch) -> np.ndarray:
-        crops, crop_lengths = batch
-        return forward(np.asarray(crops, np.float32), np.asarray(crop_lengths, np.int32)).numpy()
-
-    return predict
+    backend = KerasBackend(model, model.config)
+    return lambda batch: backend(*batch)
 
 
 def save_checkpoint(folder: Path, model, optimizer, step: int) -> str:

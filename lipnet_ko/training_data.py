@@ -168,9 +168,10 @@ def _separate_free_sentences(clip_splits: dict[str, list[Clip]]) -> None:
 
     grammar = load_grammar()
     for name, free_name in (("seen", "free"), ("unseen", "unseen_free")):
-        clips = clip_splits.get(name, [])
-        clip_splits[name] = [c for c in clips if grammar.contains(_text_key(c.text))]
-        moved = [c for c in clips if not grammar.contains(_text_key(c.text))]
+        kept, moved = [], []
+        for clip in clip_splits.get(name, []):
+            (kept if grammar.contains(_text_key(clip.text)) else moved).append(clip)
+        clip_splits[name] = kept
         clip_splits[free_name] = clip_splits.get(free_name, []) + moved
         if moved:
             logger.info("%s: %d free (non-grammar) sentences moved to %s", name, len(moved), free_name)
