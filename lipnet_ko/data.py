@@ -50,6 +50,7 @@ class Example:
     text: str = ""
     speaker: str = ""
     crops: np.ndarray | None = field(default=None, compare=False, repr=False)  # uint8 [T, H, W, C]
+    clip_id: str = ""  # the corpus's id of the clip ("s1/bbaf2n", "lip_..._001_3"); reports and splits.json name clips by it
 
     def load(self) -> np.ndarray:
         if self.crops is not None:
@@ -58,15 +59,20 @@ class Example:
             return archive[CROPS_KEY]
 
 
-def load_examples(paths: Iterable[str | Path], tokenizer, *, in_memory: bool = False) -> tuple[list[Example], list[dict]]:
+def load_examples(paths: Iterable[str | Path], tokenizer, *, in_memory: bool = False,
+                  clip_ids: Sequence[str] | None = None) -> tuple[list[Example], list[dict]]:  # fmt: skip
     """Examples from ``.npz`` files written by ``lipnet-ko preprocess`` (their ``text`` is the label).
 
     Reads only the small members (text, speaker, frame count) unless ``in_memory`` also loads the crops.
+    ``clip_ids`` (one per path) names the clips; by default each is named by its file's stem.
     A file that cannot be read, or whose text the tokenizer rejects, is reported in the second return
     value as ``{"path", "reason"}`` and left out; it never stops the rest.
     """
     examples, skipped = [], []
-    for path in map(Path, paths):
+    paths = [Path(p) for p in paths]
+    if clip_ids is not None and len(clip_ids) != len(paths):
+        raise ValueError(f"clip_ids gives {len(clip_ids)} ids for {len(paths)} paths")
+    for index, path in enumerate(paths):
         try:
             with np.load(path, allow_pickle=False) as archive:
                 text, speaker = str(archive["text"]), str(archive["speaker"])
@@ -83,7 +89,8 @@ def load_examples(paths: Iterable[str | Path], tokenizer, *, in_memory: bool = F
         if not ids:
             skipped.append({"path": str(path), "reason": "empty label"})
             continue
-        examples.append(Example(path, ids, num_frames, text=text, speaker=speaker, crops=crops))
+        clip_id = clip_ids[index] if clip_ids is not None else path.stem
+        examples.append(Example(path, ids, num_frames, text=text, speaker=speaker, crops=crops, clip_id=clip_id))
     for item in skipped:
         log.warning("skipping %s: %s", item["path"], item["reason"])
     return examples, skipped

@@ -149,7 +149,7 @@ def evaluate_splits(recognizer, splits: Mapping[str, Sequence[Example]], decoder
         result = evaluate(None, examples, recognizer.tokenizer, decoders, logits=logits)
         results[split] = result
         for i, example in enumerate(examples):
-            clip_id = example.crops_path.stem if example.crops_path else f"{split}-{i}"
+            clip_id = example.clip_id or f"{split}-{i}"
             utterances.append(Utterance(clip_id, example.text, {name: texts[i] for name, texts in result.hypotheses.items()},
                                         speaker=example.speaker or None, split=split))
     return results, utterances

@@ -87,10 +87,13 @@ class SynthConfig:
     frame_size: int = 160  # px, square frames
     face_share: float = 0.6  # jaw width as a share of the frame width (96 px: dlib's HOG detector finds it)
     fps: float = FPS
+    # Number of the first session in the file names. The free-sentence test corpus starts at 101, so its
+    # clip ids never equal the main corpus's (same speakers, same naming scheme).
+    first_session: int = 1
     jobs: int = 1  # worker processes; not part of the cache key
 
     def __post_init__(self) -> None:
-        for name in ("speakers", "sentences", "sentences_per_session", "frame_size", "jobs"):
+        for name in ("speakers", "sentences", "sentences_per_session", "frame_size", "first_session", "jobs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"SynthConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.held_out_speakers < self.speakers:
@@ -118,6 +121,8 @@ class SynthConfig:
         """The settings that decide the files: all fields but ``jobs``, plus the generator version."""
         key = dataclasses.asdict(self)
         del key["jobs"]
+        if key["first_session"] == 1:  # corpora made before the field existed keep their key
+            del key["first_session"]
         return {"version": SYNTH_VERSION, **key}
 
 
@@ -216,7 +221,7 @@ class SessionPlan:
     """One video file to write."""
 
     speaker: Speaker
-    session: int  # 1-based
+    session: int  # the number in the file name, from SynthConfig.first_session
     num_sentences: int
 
     @property
@@ -231,7 +236,7 @@ def plan_corpus(config: SynthConfig, num_faces: int) -> list[SessionPlan]:
     for index in range(1, config.speakers + 1):
         speaker = sample_speaker(index, config.seed, num_faces, config.frame_size)
         left = config.sentences
-        for session in range(1, config.sessions_per_speaker + 1):
+        for session in range(config.first_session, config.first_session + config.sessions_per_speaker):
             count = min(config.sentences_per_session, left)
             plans.append(SessionPlan(speaker, session, count))
             left -= count
@@ -493,7 +498,7 @@ def generate_corpus(out_dir: str | Path, config: SynthConfig | None = None, *, p
 def _generate(out_dir: Path, config: SynthConfig, progress: bool, t0: float) -> dict:
     faces, face_info = load_faces(config)
     plans = plan_corpus(config, len(faces))
-    speakers = [p.speaker for p in plans if p.session == 1]
+    speakers = [p.speaker for p in plans if p.session == config.first_session]
     test_speakers = [s.speaker_id for s in speakers[len(speakers) - config.held_out_speakers:]] if config.held_out_speakers else []
     manifest = {
         "generator": "lipnet-ko synth",
@@ -576,7 +581,7 @@ def write_preview(out_dir: str | Path, config: SynthConfig | None = None, *, spe
     config = config or SynthConfig()
     out_dir = Path(out_dir)
     faces, _ = load_faces(config)
-    plans = [p for p in plan_corpus(config, len(faces)) if p.session == 1][:speakers]
+    plans = [p for p in plan_corpus(config, len(faces)) if p.session == config.first_session][:speakers]
     tile = config.frame_size
     renderer = FaceRenderer(faces[plans[0].speaker.face], plans[0].speaker.style)
     gallery = []

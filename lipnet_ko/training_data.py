@@ -91,11 +91,18 @@ def synthetic_dirs(config: DataConfig) -> tuple[Path, Path]:
     return base, base.with_name(base.name + "-free")
 
 
+FREE_FIRST_SESSION = 101  # the free-sentence corpus's session numbers start here: its clip ids differ from the main corpus's
+
+
 def free_synth_config(config: DataConfig) -> SynthConfig:
-    """The free-sentence test corpus: the same training speakers (same seed, same ids) reading held-out free sentences."""
+    """The free-sentence test corpus: the same training speakers (same seed, same ids) reading held-out free sentences.
+
+    Its sessions are numbered from :data:`FREE_FIRST_SESSION`, so a clip id names one clip of one corpus.
+    """
     s = config.synth
     return dataclasses.replace(
         s,
+        first_session=FREE_FIRST_SESSION,
         speakers=s.speakers - s.held_out_speakers,
         held_out_speakers=0,
         sentences=config.free_sentences,
@@ -148,18 +155,23 @@ def _cache_dir(config: DataConfig, corpus_dir: Path | None, spec: str) -> Path:
     raise ValueError(f"no cache folder for {spec}; set DataConfig.cache_dir")
 
 
-def _preprocess(clips: list[Clip], cache: Path, preprocess: PreprocessConfig, jobs: int, progress: bool, skipped: list[dict]) -> list[Path]:
-    """Crops every clip once (already-done clips are skipped by ``run_batch``); returns the .npz paths that exist."""
+def _preprocess(clips: list[Clip], cache: Path, preprocess: PreprocessConfig, jobs: int, progress: bool,
+                skipped: list[dict]) -> list[tuple[Path, str]]:  # fmt: skip
+    """Crops every clip once (already-done clips are skipped by ``run_batch``); returns (.npz path, clip id) of those that exist."""
     entries, interrupted = run_batch(clips, cache, preprocess, jobs=jobs, progress=progress)
     if interrupted:
         raise KeyboardInterrupt
-    paths = []
+    done = []
     for clip, entry in zip(clips, entries):
         if entry["status"] == "failed":
             skipped.append({"clip_id": clip.clip_id, "reason": entry.get("reason", "preprocessing failed")})
         else:
-            paths.append(output_path(cache, clip))
-    return paths
+            done.append((output_path(cache, clip), clip.clip_id))
+    return done
+
+
+def _load(done: list[tuple[Path, str]], tokenizer, in_memory: bool = False) -> tuple[list[Example], list[dict]]:
+    return load_examples([p for p, _ in done], tokenizer, in_memory=in_memory, clip_ids=[c for _, c in done])
 
 
 def _separate_free_sentences(clip_splits: dict[str, list[Clip]]) -> None:
@@ -221,17 +233,32 @@ def prepare_data(config: DataConfig, tokenizer, preprocess: PreprocessConfig | N
         if not clips:
             examples[name] = []
             continue
-        paths = []
+        done = []
         for folder in dict.fromkeys(cache_of(c) for c in clips):
-            paths += _preprocess([c for c in clips if cache_of(c) == folder], folder, preprocess, config.jobs, progress, skipped)
-        loaded, rejected = load_examples(paths, tokenizer, in_memory=in_memory)
+            done += _preprocess([c for c in clips if cache_of(c) == folder], folder, preprocess, config.jobs, progress, skipped)
+        loaded, rejected = _load(done, tokenizer, in_memory)
         skipped += rejected
         examples[name] = loaded
         logger.info("%s: %d clips", name, len(loaded))
     if not examples["train"]:
         raise ValueError(f"{spec}: no training clip left after splitting and preprocessing")
-    ids = {name: [e.crops_path.stem if e.crops_path else "" for e in items] for name, items in examples.items()}
+    ids = {name: [e.clip_id for e in items] for name, items in examples.items()}
+    _check_unique_ids(ids)
     return RunData(examples, ids, skipped, spec)
+
+
+def _check_unique_ids(ids: dict[str, list[str]]) -> None:
+    """Splits, reports and resumed runs name clips by id: two clips with one id would be mixed up."""
+    where: dict[str, str] = {}
+    for name, items in ids.items():
+        for clip_id in items:
+            if clip_id and clip_id in where:
+                raise ValueError(
+                    f"clip id {clip_id!r} names two clips (splits {where[clip_id]!r} and {name!r}); every clip of a "
+                    "run must have its own id (for the synthetic default, delete data/synth/default-v*-free* to "
+                    "regenerate the free-sentence corpus with its own session numbers)"
+                )
+            where[clip_id] = name
 
 
 def corpus_examples(spec: str, tokenizer, preprocess: PreprocessConfig, *, cache_dir: str | None = None, jobs: int = 2,
@@ -247,8 +274,8 @@ def corpus_examples(spec: str, tokenizer, preprocess: PreprocessConfig, *, cache
     skipped: list[dict] = list(corpus.skipped)
     path = Path(spec.partition(":")[2])
     cache = _cache_dir(DataConfig(spec=spec, cache_dir=cache_dir), path, spec)
-    paths = _preprocess(list(corpus.clips), cache, preprocess, jobs, progress, skipped)
-    examples, rejected = load_examples(paths, tokenizer)
+    done = _preprocess(list(corpus.clips), cache, preprocess, jobs, progress, skipped)
+    examples, rejected = _load(done, tokenizer)
     return examples, skipped + rejected
 
 

@@ -176,3 +176,8 @@ def test_load_examples_from_preprocessed_files(tmp_path):
     reasons = {Path(s["path"]).name: s["reason"] for s in skipped}
     assert "rejected by the jamo tokenizer" in reasons["latin.npz"]
     assert "unreadable" in reasons["broken.npz"] and "unreadable" in reasons["missing.npz"]
+    assert examples[0].clip_id == "good"  # named by the file's stem unless the caller names it
+    named, _ = load_examples([good, latin], tok, clip_ids=["s1/good", "s1/latin"])
+    assert [e.clip_id for e in named] == ["s1/good"]  # ids follow their paths past the rejected file
+    with pytest.raises(ValueError, match="2 ids for 1 paths"):
+        load_examples([good], tok, clip_ids=["a", "b"])

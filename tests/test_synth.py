@@ -93,6 +93,19 @@ def test_speakers_depend_on_seed_and_index_only():
     assert sample_speaker(3, 0, 2, 160) != sample_speaker(3, 1, 2, 160)
 
 
+def test_first_session_numbers_the_files_and_keeps_older_cache_keys():
+    from lipnet_ko.synth import plan_corpus
+
+    config = SynthConfig(speakers=2, sentences=5, sentences_per_session=2, held_out_speakers=1)
+    assert [p.stem[-6:] for p in plan_corpus(config, 1)][:3] == ["_A_001", "_A_002", "_A_003"]
+    later = SynthConfig(speakers=2, sentences=5, sentences_per_session=2, held_out_speakers=1, first_session=101)
+    assert [p.stem[-6:] for p in plan_corpus(later, 1)][:3] == ["_A_101", "_A_102", "_A_103"]
+    assert "first_session" not in config.cache_key()  # corpora made before the field keep their key
+    assert later.cache_key()["first_session"] == 101
+    with pytest.raises(ValueError, match="first_session"):
+        SynthConfig(first_session=0)
+
+
 def test_config_validation_names_the_problem():
     with pytest.raises(ValueError, match="held_out_speakers"):
         SynthConfig(speakers=2, held_out_speakers=2)

@@ -9,7 +9,7 @@ from lipnet_ko.datasets import Clip
 from lipnet_ko.sentences import load_free_sentences, load_grammar
 from lipnet_ko.synth import SynthConfig
 from lipnet_ko.tokenizer import JamoTokenizer
-from lipnet_ko.training_data import EVAL_SPLITS, DataConfig, _separate_free_sentences, prepare_data
+from lipnet_ko.training_data import EVAL_SPLITS, DataConfig, _check_unique_ids, _separate_free_sentences, prepare_data
 
 
 def test_synthetic_test_splits_keep_grammar_sentences_and_move_free_ones():
@@ -32,10 +32,11 @@ def test_synthetic_test_splits_keep_grammar_sentences_and_move_free_ones():
 
 
 @pytest.mark.dlib
-def test_free_split_reads_the_free_corpus_not_same_named_main_clips(tmp_path):
-    # The free-sentence corpus names its videos like the main corpus (same speakers and sessions). Both
-    # used to be cropped into one cache, so the free split silently loaded the main corpus's clips of the
-    # same names (mostly training sentences). Each corpus now has its own cache.
+def test_free_split_reads_the_free_corpus_under_ids_of_its_own(tmp_path):
+    # The free-sentence corpus has the main corpus's speakers and naming scheme. Both used to be cropped
+    # into one cache, so the free split silently loaded the main corpus's clips of the same names (mostly
+    # training sentences); later its ids still equalled main-corpus ids, and `lipnet-ko evaluate` refused
+    # the report ("listed twice"). Each corpus now has its own cache, and free sessions are numbered from 101.
     synth = SynthConfig(speakers=3, sentences=4, sentences_per_session=2, held_out_speakers=1, seed=7)
     config = DataConfig(synth=synth, synth_dir=str(tmp_path / "corpus"), free_sentences=2, jobs=1, val_share=0.0, seen_share=0.0)
     data = prepare_data(config, JamoTokenizer(), progress=False)
@@ -47,3 +48,13 @@ def test_free_split_reads_the_free_corpus_not_same_named_main_clips(tmp_path):
         assert example.crops_path.parent == tmp_path / "corpus-free-crops"
         assert not grammar.contains(example.text) and example.text not in train_texts
         assert example.text == str(np.load(example.crops_path)["text"])
+        assert "_A_10" in example.clip_id  # session 101, 102, ...
+    every_id = [clip_id for ids in data.clip_ids.values() for clip_id in ids]
+    assert len(every_id) == len(set(every_id)) == sum(len(v) for v in data.splits.values())
+    assert data.clip_ids["free"] == [e.clip_id for e in free]
+
+
+def test_two_clips_with_one_id_are_refused_with_the_splits_named():
+    _check_unique_ids({"train": ["a", "b"], "seen": ["c"], "free": ["d"]})  # all distinct: fine
+    with pytest.raises(ValueError, match=r"clip id 'c' names two clips \(splits 'seen' and 'free'\)"):
+        _check_unique_ids({"train": ["a", "b"], "seen": ["c"], "free": ["d", "c"]})
