@@ -1,6 +1,6 @@
 """CTC training of the LipNet model: ``TrainConfig`` -> ``train(config, run_dir)`` -> a run folder.
 
-The loop is written out (one traced train step over a prefetched ``tf.data`` epoch) rather than
+The loop is written out (one traced train step over an epoch of batches prefetched by a thread) rather than
 ``model.fit``, because a run must resume *mid-epoch* exactly where it stopped: ``fit`` with
 ``BackupAndRestore`` restarts the interrupted epoch from its first batch. Batches depend only on
 (seed, epoch, batch position) (see ``lipnet_ko.data.ClipBatcher``), and a checkpoint holds every model
@@ -535,7 +535,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, dat
         bar = tqdm(total=steps, initial=state.batch, desc=f"epoch {epoch + 1}/{planned}", unit="batch",
                    disable=None if progress else True, dynamic_ncols=True, leave=False)
         out_of_time = False
-        for (crops, crop_lengths), (ids, id_lengths) in source.dataset(epoch, state.batch):
+        for (crops, crop_lengths), (ids, id_lengths) in source.prefetched(epoch, state.batch):
             time_share = 0.0 if budget is None else elapsed() / budget
             lr = learning_rate_at(config, state.step, state.total_steps, state.monitor.cuts, time_share)
             optimizer.learning_rate.assign(lr)

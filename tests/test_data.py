@@ -181,3 +181,22 @@ def test_load_examples_from_preprocessed_files(tmp_path):
     assert [e.clip_id for e in named] == ["s1/good"]  # ids follow their paths past the rejected file
     with pytest.raises(ValueError, match="2 ids for 1 paths"):
         load_examples([good], tok, clip_ids=["a", "b"])
+
+
+def test_prefetched_batches_equal_the_epoch_and_errors_reach_the_caller():
+    rng = np.random.default_rng(0)
+    tok = JamoTokenizer()
+    examples = [Example(None, tuple(tok.encode("가나")), 12 + i, text="가나", crops=rng.integers(0, 255, (12 + i, H, W, C), dtype=np.uint8))
+                for i in range(7)]  # fmt: skip
+    batcher = ClipBatcher(examples, PipelineConfig(batch_size=2, seed=3, prefetch=1), AugmentConfig())
+    direct, threaded = list(batcher.epoch(4, start_batch=1)), list(batcher.prefetched(4, start_batch=1))
+    assert len(threaded) == len(direct) == 3
+    for (a, _), (b, _) in zip(direct, threaded):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    first = next(iter(batcher.prefetched(5)))  # leaving early stops the thread (no hang at exit)
+    assert first[0][0].shape[0] == 2
+    broken = ClipBatcher(examples[:2] + [Example(None, examples[0].ids, 12, crops=np.zeros((12, H + 1, W, C), np.uint8))],
+                         PipelineConfig(batch_size=3, shuffle=False), None)  # fmt: skip
+    with pytest.raises(ValueError, match="crop size"):
+        list(broken.prefetched(0))
