@@ -2,9 +2,12 @@
 
 Measured in one run, per preset:
 
-1. train, pipeline: the training loop's own path (``ClipBatcher.dataset`` with augmentation, prefetched,
-   feeding the train step of ``lipnet_ko.training.make_train_step``), clips/s, with the crops cached in
-   memory (what ``train`` does when they fit) and streamed from ``.npz`` (larger corpora);
+1. train, pipeline: the training loop's own path (``ClipBatcher.prefetched``: batches with augmentation
+   made ahead by a thread, feeding the train step of ``lipnet_ko.training.make_train_step``), clips/s,
+   with the crops cached in memory (what ``train`` does when they fit) and streamed from ``.npz`` (larger
+   corpora); also the same through ``ClipBatcher.dataset`` (``tf.data.Dataset.from_generator``, what
+   training used before: in 20-minute runs it left the process idle for 20-50 s at the end of about half
+   the epochs, which these short epochs may not show);
 2. train, model only (the baseline): the same train steps on the same batches pre-made in memory;
    the ratio 1/2 is the share of model speed the input pipeline keeps (target >= 0.9);
 3. inference clips/s at batch 1 and batch 16 (``predict_on_batch``);
@@ -95,6 +98,14 @@ def bench_preset(preset: str, examples, args, peak: float) -> dict:
     def pipeline_epoch(batcher, epoch: int) -> float:
         start = time.perf_counter()
         n = 0
+        for x, y in batcher.prefetched(epoch):
+            step((x, y))
+            n += int(x[1].shape[0])
+        return n / (time.perf_counter() - start)
+
+    def tf_data_epoch(batcher, epoch: int) -> float:
+        start = time.perf_counter()
+        n = 0
         for x, y in batcher.dataset(epoch):
             step((x, y))
             n += int(x[1].shape[0])
@@ -116,12 +127,13 @@ def bench_preset(preset: str, examples, args, peak: float) -> dict:
             n += int(x[1].shape[0])
         return n / (time.perf_counter() - start)
 
-    pipe, alone, stream, serial = [], [], [], []
+    pipe, alone, stream, serial, via_tf_data = [], [], [], [], []
     for r in range(args.repeats):
         alone.append(model_only())
         pipe.append(pipeline_epoch(cached, r))
         stream.append(pipeline_epoch(streamed, r))
         serial.append(serial_epoch(cached, r))
+        via_tf_data.append(tf_data_epoch(cached, r))
     infer = {}
     for batch in (1, 16):
         crops = np.random.default_rng(0).random((batch, FRAMES, 50, 100, 3), dtype=np.float32)
@@ -145,6 +157,7 @@ def bench_preset(preset: str, examples, args, peak: float) -> dict:
         "train_model_only": statistics.median(alone),
         "train_streamed": statistics.median(stream),
         "train_serial": statistics.median(serial),
+        "train_tf_data": statistics.median(via_tf_data),
         "ratio": train_rate / statistics.median(alone),
         "infer_b1": infer[1],
         "infer_b16": infer[16],
@@ -158,7 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="small,lipnet")
     parser.add_argument("--clips", type=int, default=320,
-                        help="clips per epoch (320 = 40 steps at batch 8): each epoch starts a new tf.data pipeline, "
+                        help="clips per epoch (320 = 40 steps at batch 8): each epoch starts a new prefetch thread, "
                              "as training does; too few steps and that start-up dominates")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8, help="8 = the training default")
     parser.add_argument("--repeats", type=int, default=3)
@@ -179,6 +192,7 @@ def main() -> None:
             print(f"  train, real pipeline (cached crops, augmented):  {r['train_pipeline']:6.2f} clips/s")
             print(f"  train, real pipeline (streamed .npz, augmented): {r['train_streamed']:6.2f} clips/s")
             print(f"  train, batches made between steps (no prefetch): {r['train_serial']:6.2f} clips/s")
+            print(f"  train, through tf.data from_generator (old path): {r['train_tf_data']:5.2f} clips/s")
             print(f"  train, model only (pre-made batches):            {r['train_model_only']:6.2f} clips/s")
             print(f"  ratio pipeline / model only:                     {r['ratio']:6.3f} cached, "
                   f"{r['train_streamed'] / r['train_model_only']:.3f} streamed  (target >= 0.9)")
