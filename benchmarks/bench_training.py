@@ -95,45 +95,22 @@ def bench_preset(preset: str, examples, args, peak: float) -> dict:
     step(premade[0])  # the one trace
     list(cached.epoch(0))  # fill the cache
 
-    def pipeline_epoch(batcher, epoch: int) -> float:
+    def clips_per_second(batches) -> float:
+        """Train on every batch of ``batches`` (made however the iterable makes them); clips per second."""
         start = time.perf_counter()
         n = 0
-        for x, y in batcher.prefetched(epoch):
-            step((x, y))
-            n += int(x[1].shape[0])
-        return n / (time.perf_counter() - start)
-
-    def tf_data_epoch(batcher, epoch: int) -> float:
-        start = time.perf_counter()
-        n = 0
-        for x, y in batcher.dataset(epoch):
-            step((x, y))
-            n += int(x[1].shape[0])
-        return n / (time.perf_counter() - start)
-
-    def serial_epoch(batcher, epoch: int) -> float:  # batches made in the stepping thread, no prefetch
-        start = time.perf_counter()
-        n = 0
-        for x, y in batcher.epoch(epoch):
-            step((x, y))
-            n += int(x[1].shape[0])
-        return n / (time.perf_counter() - start)
-
-    def model_only() -> float:
-        start = time.perf_counter()
-        n = 0
-        for x, y in premade:
+        for x, y in batches:
             step((x, y))
             n += int(x[1].shape[0])
         return n / (time.perf_counter() - start)
 
     pipe, alone, stream, serial, via_tf_data = [], [], [], [], []
     for r in range(args.repeats):
-        alone.append(model_only())
-        pipe.append(pipeline_epoch(cached, r))
-        stream.append(pipeline_epoch(streamed, r))
-        serial.append(serial_epoch(cached, r))
-        via_tf_data.append(tf_data_epoch(cached, r))
+        alone.append(clips_per_second(premade))  # pre-made in memory: the model alone
+        pipe.append(clips_per_second(cached.prefetched(r)))  # the training loop's path
+        stream.append(clips_per_second(streamed.prefetched(r)))
+        serial.append(clips_per_second(cached.epoch(r)))  # made in the stepping thread, no prefetch
+        via_tf_data.append(clips_per_second(cached.dataset(r)))  # the old tf.data path
     infer = {}
     for batch in (1, 16):
         crops = np.random.default_rng(0).random((batch, FRAMES, 50, 100, 3), dtype=np.float32)

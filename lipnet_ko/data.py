@@ -276,26 +276,25 @@ class ClipBatcher:
         stop = threading.Event()
         done = object()
 
+        def put(item) -> bool:
+            """Queue ``item`` unless the consumer left first; False when it did."""
+            while not stop.is_set():
+                try:
+                    batches.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         def produce() -> None:
             try:
                 for batch in self.epoch(epoch, start_batch):
-                    while not stop.is_set():
-                        try:
-                            batches.put(batch, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not put(batch):
                         return
                 item = done
             except BaseException as error:  # handed to the consumer, raised there
                 item = error
-            while not stop.is_set():
-                try:
-                    batches.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
+            put(item)
 
         worker = threading.Thread(target=produce, name=f"lipnet-ko-batches-{epoch}", daemon=True)
         worker.start()
