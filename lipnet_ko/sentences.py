@@ -26,6 +26,12 @@ FREE_SENTENCES_PATH = SENTENCES_DIR / "free.txt"
 
 ALL_JAMO: frozenset[str] = frozenset(INITIALS + MEDIALS + FINALS)  # the 67 jamo tokens, positions kept apart
 
+# Two options of one grammar slot must differ visibly for at least this many frames (160 ms at 25 fps) of
+# their aligned mouth motion (``articulation.distinct_frames``). Options whose tracks differ only for two or
+# three frames (뒤에/위에: an initial ㄷ against a silent ㅇ while the lips round; 구/육: a final ㄱ) were
+# confused by trained models far more than any other pair, an error floor the grammar itself set.
+MIN_DISTINCT_FRAMES = 4
+
 _NORMALISED = re.compile(r"[\uac00-\ud7a3]+(?: [\uac00-\ud7a3]+)*")  # syllables, single inner spaces
 
 

@@ -58,7 +58,7 @@ from lipnet_ko.tokenizer import JamoTokenizer
 
 log = logging.getLogger(__name__)
 
-SYNTH_VERSION = 2  # bump when the same settings would render different files; part of the cache key and the default folder name
+SYNTH_VERSION = 3  # bump when the same settings would render different files; part of the cache key and the default folder name
 # Version history: 1 = articulation strength 0.7-1.2, coarticulation 30-50 ms (mouth motion too faint to learn
 # in the default 20-minute run); 2 = clear read speech, strength 1.0-1.35, coarticulation 25-35 ms.
 MANIFEST_NAME = "synth.json"
@@ -90,6 +90,9 @@ class SynthConfig:
     # Number of the first session in the file names. The free-sentence test corpus starts at 101, so its
     # clip ids never equal the main corpus's (same speakers, same naming scheme).
     first_session: int = 1
+    # Frames of rest between two sentences of a session, drawn in [low, high). Longer pauses make test
+    # videos for utterance segmentation (the mouth rests while the head and the camera go on).
+    pause_frames: tuple[int, int] = (2, 8)
     jobs: int = 1  # worker processes; not part of the cache key
 
     def __post_init__(self) -> None:
@@ -103,6 +106,9 @@ class SynthConfig:
             )
         if self.sentence_set not in SENTENCE_SETS:
             raise ValueError(f"SynthConfig.sentence_set must be one of {', '.join(SENTENCE_SETS)}, got {self.sentence_set!r}")
+        object.__setattr__(self, "pause_frames", tuple(int(n) for n in self.pause_frames))  # JSON gives a list
+        if len(self.pause_frames) != 2 or not 1 <= self.pause_frames[0] < self.pause_frames[1]:
+            raise ValueError(f"SynthConfig.pause_frames must be (low, high) with 1 <= low < high, got {self.pause_frames}")
         if not 0.0 <= self.free_share <= 1.0:
             raise ValueError(f"SynthConfig.free_share must be in [0, 1], got {self.free_share}")
         if not 0.2 <= self.face_share <= 0.9:
@@ -123,6 +129,10 @@ class SynthConfig:
         del key["jobs"]
         if key["first_session"] == 1:  # corpora made before the field existed keep their key
             del key["first_session"]
+        if key["pause_frames"] == (2, 8):  # the same
+            del key["pause_frames"]
+        else:
+            key["pause_frames"] = list(key["pause_frames"])  # as JSON reads it back
         return {"version": SYNTH_VERSION, **key}
 
 
@@ -307,7 +317,7 @@ def render_session(plan: SessionPlan, face: Face, config: SynthConfig):
                           "start_time": round(frame / fps, 4), "end_time": round((frame + motion.num_frames) / fps, 4)})  # fmt: skip
         tracks.append(motion.params)
         frame += motion.num_frames
-        gap = rest_params(int(rng.integers(2, 8)))
+        gap = rest_params(int(rng.integers(*config.pause_frames)))
         tracks.append(gap)
         frame += gap.shape[0]
     params = np.concatenate(tracks)  # [T, 6]

@@ -236,8 +236,9 @@ def test_mouth_activity_rejects_bad_shapes():
 #
 # Each synthetic session is several sentences with their times. A sentence's interval includes
 # 0.16-0.32 s of rest before and after the mouth moves, and the rest between sentences is short
-# (those leads plus 2-8 frames). Sentences are looked for in the sessions as they are; long pauses
-# and silence are made by inserting rest (the still mouth around a pause, played back and forth).
+# (those leads plus 2-7 frames). Sentences are looked for in the sessions as they are; long pauses
+# are rendered by the generator (``SynthConfig.pause_frames``), and a still face is made by playing
+# the rest around a pause back and forth.
 
 
 SYNTH_REST_FRAMES = 8  # the longest lead-in/lead-out of a synthetic sentence (0.32 s), in frames
@@ -246,14 +247,17 @@ SYNTH_REST_FRAMES = 8  # the longest lead-in/lead-out of a synthetic sentence (0
 @pytest.fixture(scope="module")
 def sessions(tmp_path_factory):
     """Per session: (MouthResult from the label's lip boxes, sentence frame ranges)."""
+    return _sessions(tmp_path_factory.mktemp("segmentation") / "corpus")
+
+
+def _sessions(out, **settings):
     pytest.importorskip("dlib")
     from lipnet_ko.corpora import detect_box_order
     from lipnet_ko.preprocess import extract_mouth
     from lipnet_ko.synth import SynthConfig, generate_corpus
     from lipnet_ko.video import read_frames
 
-    out = tmp_path_factory.mktemp("segmentation") / "corpus"
-    generate_corpus(out, SynthConfig(speakers=2, sentences=4, sentences_per_session=4, held_out_speakers=0, seed=0))
+    generate_corpus(out, SynthConfig(speakers=2, sentences=4, sentences_per_session=4, held_out_speakers=0, seed=0, **settings))
     found = []
     for label_path in sorted(out.rglob("lip_*.json")):
         label = json.loads(label_path.read_text(encoding="utf-8"))[0]
@@ -304,29 +308,32 @@ def test_synthetic_sentences_are_found_one_span_each(sessions):
         assert (speech & ~truth).sum() <= 0.05 * speech.sum()  # measured: 0.4% at most
 
 
+@pytest.fixture(scope="module")
+def paused_sessions(tmp_path_factory):
+    """Like ``sessions``, but the generator leaves 48-56 frames (about 2 s) of rest between sentences."""
+    return _sessions(tmp_path_factory.mktemp("segmentation-pauses") / "corpus", pause_frames=(48, 57))
+
+
 @pytest.mark.dlib
-def test_long_pauses_between_synthetic_sentences(sessions):
-    fps, pause = 25.0, 48  # frames of rest inserted between sentences (1.9 s)
-    for result, sentences in sessions:
-        crops, cuts = result.crops, [0, *_between(sentences), len(result.crops)]
-        pieces, intervals, pause_middles = [], [], []
-        for k, (start, end) in enumerate(sentences):
-            if k:
-                pause_middles.append(sum(len(p) for p in pieces) + pause // 2)
-                pieces.append(_hold(crops, cuts[k], pause))
-            shift = sum(len(p) for p in pieces) - cuts[k]
-            pieces.append(crops[cuts[k]:cuts[k + 1]])
-            intervals.append((start + shift, end + shift))
-        clip = np.concatenate(pieces)
-        spans = split_utterances(mouth_activity(clip, fps=fps), fps)
-        speech = np.zeros(len(clip), bool)
+def test_long_pauses_between_synthetic_sentences(paused_sessions):
+    # The pauses are rendered: the mouth rests while the head pose drifts and jitters and the camera
+    # noise goes on, as in a real video.
+    fps = 25.0
+    for result, sentences in paused_sessions:
+        spans = split_utterances(mouth_activity(result.crops, fps=fps), fps)
+        speech = np.zeros(len(result.crops), bool)
         for span in spans:
             speech[span.start:span.end] = True
-        assert not speech[pause_middles].any()
-        for (_, end), (next_start, _) in zip(intervals, intervals[1:]):
-            assert speech[end:next_start].sum() <= 2 * round(0.1 * fps) + 2  # the pads, and a frame of smoothing each
-        for start, end in intervals:
-            assert speech[start:end].mean() >= 0.85  # measured: 0.94 or more
+        assert not speech[_between(sentences)].any()
+        for (_, end), (next_start, _) in zip(sentences, sentences[1:]):
+            assert next_start - end >= 48
+            # Edges are fuzzier than with the old looped pauses: with the noisiest camera the activity of
+            # a resting mouth nearly reaches speech level, and up to 12 frames (0.48 s) of a pause were
+            # taken as speech, the 0.1 s pads included (measured on these sessions). Subtitles then
+            # start up to half a second early; the pause itself is still found.
+            assert speech[end:next_start].sum() <= round(0.6 * fps)
+        for start, end in sentences:
+            assert speech[start:end].mean() >= 0.85
             assert sum(_overlap(span, start, end) >= 5 for span in spans) == 1
 
 

@@ -106,6 +106,17 @@ def test_first_session_numbers_the_files_and_keeps_older_cache_keys():
         SynthConfig(first_session=0)
 
 
+def test_pause_frames_keep_older_cache_keys_and_survive_json():
+    assert "pause_frames" not in SynthConfig().cache_key()  # corpora made before the field keep their key
+    longer = SynthConfig(pause_frames=(48, 57))
+    assert longer.cache_key()["pause_frames"] == [48, 57]
+    assert json.loads(json.dumps(longer.cache_key())) == longer.cache_key()  # what synth.json compares
+    assert SynthConfig(pause_frames=[48, 57]) == longer  # a config read back from JSON
+    for bad in [(0, 5), (5, 5), (1, 2, 3)]:
+        with pytest.raises(ValueError, match="pause_frames"):
+            SynthConfig(pause_frames=bad)
+
+
 def test_config_validation_names_the_problem():
     with pytest.raises(ValueError, match="held_out_speakers"):
         SynthConfig(speakers=2, held_out_speakers=2)
