@@ -41,6 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.add_argument(flag, type=kind, choices=choices, help=f"TrainConfig.{name}")
     parser.add_argument("--no-time-limit", action="store_true", help="train all --epochs, whatever the time")
     parser.add_argument("--no-augment", action="store_true", help="turn augmentation off")
+    parser.add_argument("--train-free", action="store_true",
+                        help="synthetic default: also train on the corpus's free sentences (off: grammar sentences only)")
     parser.add_argument("--run-dir", type=Path, help="run folder (default runs/<date-time>; runs/latest points to the newest)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or runs/latest) from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -58,6 +60,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         top["max_minutes"] = None
     if args.no_augment:
         top["augment"] = None
+    if args.train_free:
+        data["train_free"] = True
     if data.get("spec", "").startswith("grid:") and "tokenizer" not in data:
         data["tokenizer"] = "char"  # GRID is English
     return dataclasses.replace(config, data=dataclasses.replace(config.data, **data), **top)

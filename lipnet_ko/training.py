@@ -38,7 +38,7 @@ import numpy as np
 from lipnet_ko.data import AugmentConfig, ClipBatcher, Example, PipelineConfig
 from lipnet_ko.files import temp_path, write_json_atomic
 from lipnet_ko.model import ModelConfig, model_config
-from lipnet_ko.training_data import EVAL_SPLITS, DataConfig, RunData, prepare_data, write_splits
+from lipnet_ko.training_data import EVAL_SPLITS, DataConfig, RunData, prepare_data, read_splits, write_splits
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,9 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
+        if isinstance(values.get("data"), dict) and "train_free" not in values["data"]:
+            # Configs written before the field existed trained on free sentences too; keep that on --resume.
+            values = {**values, "data": {**values["data"], "train_free": True}}
         return cls(**values)
 
     @classmethod
@@ -117,6 +120,26 @@ class TrainConfig:
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"cannot read config {path}: {error}") from None
         return cls.from_dict(values)
+
+
+def check_same_training_data(run_dir: Path, data: RunData) -> None:
+    """Refuse to resume a run on other training clips than it started with (``splits.json``).
+
+    The data of a run is rebuilt on ``--resume``; a corpus regenerated in between (a new generator
+    version, other settings, a changed corpus folder) would silently continue on different clips.
+    """
+    path = Path(run_dir) / "splits.json"
+    if not path.is_file():
+        return
+    saved = read_splits(path).get("splits", {}).get("train", [])
+    now = data.clip_ids.get("train", [])
+    if saved != now:
+        missing, new = len(set(saved) - set(now)), len(set(now) - set(saved))
+        raise ValueError(
+            f"{run_dir} started on other training clips than the data has now ({len(saved)} then, {len(now)} now; "
+            f"{missing} gone, {new} new): its corpus or settings changed (for the synthetic default, a newer "
+            "corpus version); resume it with the data it started on, or start a new run"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -463,6 +486,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, dat
         write_side_files(run_dir, mconfig, tokenizer, preprocess)
         write_splits(run_dir / "splits.json", data)
         _point_latest(run_dir)
+    else:
+        check_same_training_data(run_dir, data)
     logger.info("data: %s", json.dumps(data.summary()))
 
     worker, workers = worker_shard() if config.strategy == "multiworker" else (0, 1)

@@ -99,6 +99,29 @@ def test_config_round_trips_through_json(tmp_path):
     assert TrainConfig.from_json(path) == config
 
 
+def test_configs_from_before_train_free_keep_training_on_free_sentences(tmp_path):
+    old = TrainConfig().to_dict()
+    del old["data"]["train_free"]  # what config.json of earlier runs holds
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    assert TrainConfig.from_json(path).data.train_free is True
+    assert TrainConfig().data.train_free is False  # new runs: grammar sentences only
+
+
+def test_resume_refuses_other_training_clips(tmp_path):
+    from lipnet_ko.training import check_same_training_data
+    from lipnet_ko.training_data import RunData, write_splits
+
+    def data(ids):
+        return RunData({"train": []}, {"train": ids, "val": []}, [], "synthetic:x")
+
+    check_same_training_data(tmp_path, data(["a"]))  # no splits.json: nothing to compare
+    write_splits(tmp_path / "splits.json", data(["a", "b"]))
+    check_same_training_data(tmp_path, data(["a", "b"]))
+    with pytest.raises(ValueError, match=r"other training clips than the data has now \(2 then, 2 now; 1 gone, 1 new\)"):
+        check_same_training_data(tmp_path, data(["a", "c"]))
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [({"schedule": "linear"}, "schedule"), ({"strategy": "tpu"}, "strategy"), ({"preset": "huge"}, "preset"),

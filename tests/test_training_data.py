@@ -22,13 +22,34 @@ def test_synthetic_test_splits_keep_grammar_sentences_and_move_free_ones():
     held_free = clips(other[2:], "C001")
     splits = {"train": [], "val": clips(other[:1], "C002"), "seen": clips(command[:2] + other[:1], "C001"),
               "unseen": clips(command[2:] + other[1:2], "C040"), "free": held_free}  # fmt: skip
-    _separate_free_sentences(splits)
-    assert [c.text for c in splits["seen"]] == command[:2]
-    assert [c.text for c in splits["unseen"]] == command[2:]
-    assert [c.text for c in splits["free"]] == [other[2], other[0]]  # the held-out free set, then seen speakers' free sentences
-    assert [c.text for c in splits["unseen_free"]] == [other[1]]
-    assert [c.text for c in splits["val"]] == other[:1]  # validation stays as drawn
+    splits["train"] = clips(command[:1] + other[:2], "C003")
+    with_free = {name: list(items) for name, items in splits.items()}
+    _separate_free_sentences(with_free, train_free=True)
+    assert [c.text for c in with_free["seen"]] == command[:2]
+    assert [c.text for c in with_free["unseen"]] == command[2:]
+    assert [c.text for c in with_free["free"]] == [other[2], other[0]]  # the held-out free set, then seen speakers' free sentences
+    assert [c.text for c in with_free["unseen_free"]] == [other[1]]
+    assert [c.text for c in with_free["val"]] == other[:1]  # training and validation stay as drawn
+    assert [c.text for c in with_free["train"]] == command[:1] + other[:2]
     assert set(EVAL_SPLITS) == {"seen", "unseen", "free", "unseen_free"}
+
+    _separate_free_sentences(splits, train_free=False)  # the default: free sentences leave train and val
+    assert [c.text for c in splits["train"]] == command[:1]
+    assert splits["val"] == []
+    for name in ("seen", "unseen", "free", "unseen_free"):  # the test splits are the same either way
+        assert splits[name] == with_free[name], name
+
+
+def test_train_free_flag_reaches_the_data_config():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("train_script", Path(__file__).resolve().parents[1] / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.config_from_args(script.parse_args([])).data.train_free is False
+    assert script.config_from_args(script.parse_args(["--train-free"])).data.train_free is True
+    assert DataConfig().train_free is False
 
 
 @pytest.mark.dlib
