@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 
 SYNTH_VERSION = 3  # bump when the same settings would render different files; part of the cache key and the default folder name
 # Version history: 1 = articulation strength 0.7-1.2, coarticulation 30-50 ms (mouth motion too faint to learn
-# in the default 20-minute run); 2 = clear read speech, strength 1.0-1.35, coarticulation 25-35 ms.
+# in the default 20-minute run); 2 = clear read speech, strength 1.0-1.35, coarticulation 25-35 ms; 3 = the same
+# rendering, grammar v3 (뒤에 -> 밖에, 구 -> 영: pairs that differed on only 2-3 frames).
 MANIFEST_NAME = "synth.json"
 SPLIT_NAME = "split.json"
 SENTENCE_SETS = ("mixed", "grammar", "free-train", "free-test")

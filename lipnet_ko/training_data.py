@@ -49,7 +49,7 @@ class DataConfig:
     # "synthetic": also train and validate on the corpus's free sentences. Off by default: 15% of 1,296 clips
     # are far too few to learn open-vocabulary reading (about 80% CER with them, 96% without), and they
     # cost the command grammar a fifth of the 20 minutes and blur which words each slot allows (beam
-    # syllable CER of held-out grammar sentences 4.8% with them, 3.1% without; README).
+    # syllable CER of held-out grammar sentences 4.8% with them, 2.9-3.5% without; README).
     train_free: bool = False
     cache_dir: str | None = None  # preprocessed crops; None = "<corpus>-crops" beside the corpus
     val_share: float = 0.05  # training speakers' utterances held out for validation (best checkpoint)
@@ -187,20 +187,17 @@ def _separate_free_sentences(clip_splits: dict[str, list[Clip]], train_free: boo
     from lipnet_ko.sentences import load_grammar
 
     grammar = load_grammar()
-    if not train_free:
-        for name in ("train", "val"):
-            kept = [clip for clip in clip_splits.get(name, []) if grammar.contains(_text_key(clip.text))]
-            if len(kept) < len(clip_splits.get(name, [])):
-                logger.info("%s: %d free (non-grammar) sentences left out (train_free is off)", name, len(clip_splits[name]) - len(kept))
-            clip_splits[name] = kept
-    for name, free_name in (("seen", "free"), ("unseen", "unseen_free")):
+    moves = [("seen", "free"), ("unseen", "unseen_free")] + ([] if train_free else [("train", None), ("val", None)])
+    for name, free_name in moves:  # free_name None: the free sentences leave the run
         kept, moved = [], []
         for clip in clip_splits.get(name, []):
             (kept if grammar.contains(_text_key(clip.text)) else moved).append(clip)
         clip_splits[name] = kept
-        clip_splits[free_name] = clip_splits.get(free_name, []) + moved
+        if free_name is not None:
+            clip_splits[free_name] = clip_splits.get(free_name, []) + moved
         if moved:
-            logger.info("%s: %d free (non-grammar) sentences moved to %s", name, len(moved), free_name)
+            logger.info("%s: %d free (non-grammar) sentences %s", name, len(moved),
+                        f"moved to {free_name}" if free_name else "left out (train_free is off)")
 
 
 def prepare_data(config: DataConfig, tokenizer, preprocess: PreprocessConfig | None = None, *, progress: bool = True,
