@@ -122,6 +122,22 @@ class TrainConfig:
         return cls.from_dict(values)
 
 
+def _saved_model_config(run_dir: Path, mconfig: ModelConfig) -> ModelConfig:
+    """On ``--resume``, the ``ModelConfig`` the run started with (its ``model_config.json``), not ``mconfig``.
+
+    A preset can change between versions (``small`` left out its last max-pool from runs/v4-b on); a run
+    resumes as the network its checkpoints hold.
+    """
+    path = Path(run_dir) / "model_config.json"
+    if not path.is_file():
+        return mconfig
+    saved = ModelConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    if saved != mconfig:
+        changed = sorted(k for k, v in saved.to_dict().items() if mconfig.to_dict().get(k) != v)
+        logger.warning("resuming with the run's own model config (%s differ from the preset now)", ", ".join(changed))
+    return saved
+
+
 def check_same_training_data(run_dir: Path, data: RunData) -> None:
     """Refuse to resume a run on other training clips than it started with (``splits.json``).
 
@@ -488,6 +504,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, dat
         _point_latest(run_dir)
     else:
         check_same_training_data(run_dir, data)
+        mconfig = _saved_model_config(run_dir, mconfig)
     logger.info("data: %s", json.dumps(data.summary()))
 
     worker, workers = worker_shard() if config.strategy == "multiworker" else (0, 1)

@@ -28,7 +28,8 @@ def test_output_shape_and_stable_layer_names():
 
 def test_presets_have_the_documented_sizes():
     assert 4.4e6 < build_model(PRESETS["lipnet"]).count_params() < 4.8e6
-    assert 0.5e6 < build_model(PRESETS["small"]).count_params() < 0.7e6
+    assert 1.1e6 < build_model(PRESETS["small"]).count_params() < 1.2e6
+    assert 0.5e6 < build_model(dataclasses.replace(PRESETS["small"], pool_last=True)).count_params() < 0.7e6
     with pytest.raises(ValueError, match="unknown model preset"):
         model_config("huge")
 
@@ -118,3 +119,20 @@ def test_pool_before_norm_keeps_padding_invariance_and_old_models_keep_their_ord
     saved.pop("pool_before_norm")
     assert ModelConfig.from_dict(saved).pool_before_norm is False
     assert PRESETS["small"].pool_before_norm is True
+
+
+def test_pool_last_false_keeps_the_last_blocks_spatial_map(tmp_path):
+    pooled = model_config("tiny", height=48, width=96, vocabulary_size=11)
+    config = dataclasses.replace(pooled, pool_last=False)
+    assert LipNet(config).feature_dim == 4 * LipNet(pooled).feature_dim  # 2x2 max-pool left out
+    model = build_model(config, frames=12)
+    crops, lengths = batch((12, 7), config=config)
+    together = model((crops, lengths)).numpy()
+    np.testing.assert_allclose(together[1, :7], model((crops[1:, :7], lengths[1:])).numpy()[0], atol=1e-5)
+    model.save(tmp_path / "wide.keras")
+    reloaded = keras.models.load_model(tmp_path / "wide.keras")
+    assert reloaded.config.pool_last is False
+    np.testing.assert_allclose(reloaded((crops, lengths)).numpy(), together, atol=1e-6)
+    saved = pooled.to_dict()
+    saved.pop("pool_last")  # configs saved before the field existed: the pooled model they were trained as
+    assert ModelConfig.from_dict(saved).pool_last is True

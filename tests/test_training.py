@@ -122,6 +122,26 @@ def test_resume_refuses_other_training_clips(tmp_path):
         check_same_training_data(tmp_path, data(["a", "c"]))
 
 
+def test_resume_builds_the_network_the_run_saved_not_the_preset_of_today(tmp_path, caplog):
+    from lipnet_ko.inference import write_side_files
+    from lipnet_ko.model import model_config
+    from lipnet_ko.preprocess import PreprocessConfig
+    from lipnet_ko.tokenizer import JamoTokenizer
+    from lipnet_ko.training import _saved_model_config
+
+    today = model_config("small")
+    assert _saved_model_config(tmp_path, today) == today  # no model_config.json yet: the preset
+    before = today.to_dict()
+    del before["pool_last"]  # model_config.json of a run from before the field: small pooled its last block
+    (tmp_path / "model_config.json").write_text(json.dumps(before))
+    with caplog.at_level("WARNING", logger="lipnet_ko.training"):
+        saved = _saved_model_config(tmp_path, today)
+    assert saved.pool_last is True and today.pool_last is False
+    assert "pool_last" in caplog.text
+    write_side_files(tmp_path, today, JamoTokenizer(), PreprocessConfig())
+    assert _saved_model_config(tmp_path, today) == today
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [({"schedule": "linear"}, "schedule"), ({"strategy": "tpu"}, "strategy"), ({"preset": "huge"}, "preset"),
