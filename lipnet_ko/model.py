@@ -73,8 +73,8 @@ PRESETS: dict[str, ModelConfig] = {
     # CPU preset: narrower layers, and crops pooled to 25x50 first (4x fewer Conv3D FLOPs; on 2 cores the
     # Conv3D backward pass is most of a training step), without the last max-pool so the GRUs still get a
     # 3x6 map (864 features per frame rather than 144). About 1.16 M parameters. Pooling the last block too
-    # (0.61 M, the preset until runs/v4-b) steps about 17% faster but learned less per epoch: 2.9-3.5% syllable
-    # CER on seen speakers against 2.0% for this one in the same 20 minutes (README).
+    # (0.61 M, the preset before runs/v4-b) gives shorter epochs but learns less per epoch: 2.9-3.5% syllable
+    # CER on seen speakers against 1.5-2.0% for this one in the same 20 minutes (README).
     "small": ModelConfig(
         conv_filters=(16, 32, 48), gru_units=128, input_pool=2, dropout=0.2, pool_before_norm=True, pool_last=False
     ),
