@@ -35,11 +35,9 @@ def forward_flops(config, frames: int = FRAMES) -> float:
     """Multiply-adds x 2 of one clip's forward pass: Conv3D blocks, BiGRUs, the logits layer."""
     h, w, c = -(-config.height // config.input_pool), -(-config.width // config.input_pool), config.channels
     flops = 0.0
-    blocks = list(zip(config.conv_filters, config.conv_kernels, config.conv_strides))
-    for i, (filters, kernel, stride) in enumerate(blocks, 1):
+    for filters, kernel, stride, pool in zip(config.conv_filters, config.conv_kernels, config.conv_strides, config.block_pools):
         h, w = -(-h // stride[1]), -(-w // stride[2])
         flops += 2 * frames * h * w * filters * c * kernel[0] * kernel[1] * kernel[2]
-        pool = 2 if config.pool_last or i < len(blocks) else 1
         h, w, c = h // pool, w // pool, filters
     features = h * w * c
     units = config.gru_units

@@ -60,6 +60,11 @@ class ModelConfig:
         object.__setattr__(self, "conv_kernels", tuple(tuple(int(k) for k in kk) for kk in self.conv_kernels))
         object.__setattr__(self, "conv_strides", tuple(tuple(int(s) for s in ss) for ss in self.conv_strides))
 
+    @property
+    def block_pools(self) -> tuple[int, ...]:
+        """The max-pool factor (height and width) after each Conv3D block: 2, or 1 for an unpooled last block."""
+        return tuple(2 if self.pool_last or i < len(self.conv_filters) - 1 else 1 for i in range(len(self.conv_filters)))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -105,7 +110,7 @@ class LipNet(keras.Model):
         self.config = config or ModelConfig()
         c = self.config
         self.blocks = []
-        for i, (filters, kernel, stride) in enumerate(zip(c.conv_filters, c.conv_kernels, c.conv_strides), 1):
+        for i, (filters, kernel, stride, pool) in enumerate(zip(c.conv_filters, c.conv_kernels, c.conv_strides, c.block_pools), 1):
             pad = tuple(k // 2 for k in kernel)
             self.blocks.append(
                 [
@@ -116,17 +121,15 @@ class LipNet(keras.Model):
                     layers.BatchNormalization(synchronized=True, name=f"stcnn_norm_{i}"),
                     layers.Activation("relu", name=f"stcnn_relu_{i}"),
                     layers.SpatialDropout3D(c.dropout, name=f"stcnn_dropout_{i}"),
-                    layers.MaxPooling3D((1, 2, 2), name=f"stcnn_pool_{i}"),
                 ]
+                # the pool has no weights: checkpoints with and without it differ only in the GRU input size
+                + ([layers.MaxPooling3D((1, pool, pool), name=f"stcnn_pool_{i}")] if pool > 1 else [])
             )
-        if not c.pool_last:
-            self.blocks[-1].pop()  # no weights: checkpoints of the two kinds differ only in the GRU input size
         self.input_pooling = (
             layers.AveragePooling3D((1, c.input_pool, c.input_pool), padding="same", name="input_pool") if c.input_pool > 1 else None
         )
         height, width = -(-c.height // c.input_pool), -(-c.width // c.input_pool)
-        for i, stride in enumerate(c.conv_strides, 1):
-            pool = 2 if c.pool_last or i < len(c.conv_strides) else 1
+        for stride, pool in zip(c.conv_strides, c.block_pools):
             height, width = -(-height // stride[1]) // pool, -(-width // stride[2]) // pool
         if height < 1 or width < 1:
             raise ValueError(f"a {c.height}x{c.width} crop is too small for {len(c.conv_filters)} blocks")

@@ -133,7 +133,8 @@ def _saved_model_config(run_dir: Path, mconfig: ModelConfig) -> ModelConfig:
         return mconfig
     saved = ModelConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
     if saved != mconfig:
-        changed = sorted(k for k, v in saved.to_dict().items() if mconfig.to_dict().get(k) != v)
+        now = mconfig.to_dict()
+        changed = sorted(k for k, v in saved.to_dict().items() if now.get(k) != v)
         logger.warning("resuming with the run's own model config (%s differ from the preset now)", ", ".join(changed))
     return saved
 
