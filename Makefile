@@ -12,13 +12,14 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	# KenLM (built from source) is the oracle for the ARPA reader; its test skips, saying so, if the build fails.
-	$(PY) -m pip install --quiet kenlm || echo "kenlm could not be installed: tests/test_lm.py's KenLM check will skip"
+	$(PY) -m pip install --quiet kenlm || echo "kenlm could not be installed: tests/decode/test_lm.py's KenLM check will skip"
 	touch $(STAMP)
 
 train: $(STAMP)
 	$(PY) train.py $(ARGS)
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 test-slow: $(STAMP)

@@ -4,6 +4,9 @@ Without arguments: generate (or reuse) the synthetic corpus, preprocess it, trai
 time budget, evaluate on held-out sentences of seen speakers (seen), held-out speakers (unseen) and
 held-out free sentences (free) with greedy, beam and beam + LM decoding, and save everything under
 runs/<date-time>/ (runs/latest points to it). Other data: --data aihub:DIR | grid:DIR | manifest:FILE.
+
+Generated data (the synthetic corpora and their crop caches, e.g. data/synth/default-v3) goes to the data
+folder: --data-dir, else $LIPNET_KO_DATA_DIR, else data/ in the working directory.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ import sys
 from pathlib import Path
 
 import lipnet_ko  # noqa: F401  (sets the oneDNN switch before TensorFlow loads)
-from lipnet_ko.training import SCHEDULES, STRATEGIES, TrainConfig, default_run_dir, format_metrics, train
+from lipnet_ko.files import DATA_DIR_ENV
+from lipnet_ko.model.run_folder import RunFolder
+from lipnet_ko.training.config import SCHEDULES, STRATEGIES, TrainConfig
+from lipnet_ko.training.trainer import default_run_dir, format_metrics, train
 
 FLAGS = {  # flag -> (TrainConfig field, type); data.* fields live in DataConfig
     "--data": ("data.spec", str),
     "--tokenizer": ("data.tokenizer", str),
     "--cache-dir": ("data.cache_dir", str),
+    "--data-dir": ("data.data_dir", str),
     "--preset": ("preset", str),
     "--batch-size": ("batch_size", int),
     "--epochs": ("epochs", int),
@@ -31,20 +38,25 @@ FLAGS = {  # flag -> (TrainConfig field, type); data.* fields live in DataConfig
     "--strategy": ("strategy", str),
     "--seed": ("seed", int),
 }
+HELP = {  # flags whose help says more than the field's name
+    "--data-dir": f"folder for generated data (synthetic corpora, crop caches); default ${DATA_DIR_ENV}, else data/ "
+                  "in the working directory (TrainConfig.data.data_dir)",
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     parser.add_argument("--config", type=Path, help="a TrainConfig JSON (e.g. a run's config.json); flags override it")
     for flag, (name, kind) in FLAGS.items():
         choices = {"--schedule": SCHEDULES, "--strategy": STRATEGIES, "--tokenizer": ("jamo", "char")}.get(flag)
-        parser.add_argument(flag, type=kind, choices=choices, help=f"TrainConfig.{name}")
+        parser.add_argument(flag, type=kind, choices=choices, help=HELP.get(flag, f"TrainConfig.{name}"))
     parser.add_argument("--no-time-limit", action="store_true", help="train all --epochs, whatever the time")
     parser.add_argument("--no-augment", action="store_true", help="turn augmentation off")
     parser.add_argument("--train-free", action="store_true",
                         help="synthetic default: also train on the corpus's free sentences (off: grammar sentences only)")
     parser.add_argument("--run-dir", type=Path, help="run folder (default runs/<date-time>; runs/latest points to the newest)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or runs/latest) from its last checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --run-dir (or runs/latest) from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -72,7 +84,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         config = config_from_args(args)
-        run_dir = args.run_dir or (Path("runs/latest") if args.resume else default_run_dir())
+        run_dir = args.run_dir or (RunFolder.latest().path if args.resume else default_run_dir())
         result = train(config, run_dir.resolve() if args.resume else run_dir, resume=args.resume, progress=not args.quiet)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Beam search speed: lipnet-ko's decoder against tf.nn.ctc_beam_search_decoder and pyctcdecode, side by side.
 
 Every decoder gets the same utterances: 75 frames x the 69 jamo tokens, made by
-:mod:`lipnet_ko.synthetic_logits` from the project's Korean sentences, in two styles:
+``tests/synthetic_logits.py`` from the project's Korean sentences, in two styles:
 
 * trained-like: blank-dominated frames and one clear token elsewhere (margin 12 over N(0, 1));
 * flatter: the same alignments with a per-frame margin drawn from U(0.5, 4), so most tokens stay
@@ -37,12 +37,13 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # synthetic_logits: simulated logits shared with the tests
 
-from lipnet_ko.decoding import DecodingOptions, beam_search, log_softmax  # noqa: E402
-from lipnet_ko.lm import load_default_lm  # noqa: E402
-from lipnet_ko.sentences import load_free_sentences, load_grammar  # noqa: E402
-from lipnet_ko.synthetic_logits import align, flatter, trained_like  # noqa: E402
-from lipnet_ko.tokenizer import JamoTokenizer  # noqa: E402
+from lipnet_ko.decode.search import DecodingOptions, beam_search, log_softmax  # noqa: E402
+from lipnet_ko.decode.lm import load_default_lm  # noqa: E402
+from lipnet_ko.text.sentences import load_free_sentences, load_grammar  # noqa: E402
+from synthetic_logits import align, flatter, trained_like  # noqa: E402
+from lipnet_ko.text.tokenizer import JamoTokenizer  # noqa: E402
 
 NUM_FRAMES = 75  # 3 s of video at 25 fps, GRID's clip length
 
@@ -165,7 +166,10 @@ def main() -> None:
             ours[f"{kind}/{beam}"] = median_ms(lambda x, o=full: beam_search(x, tok, o), xs, args.repeats)
             plain[f"{kind}/{beam}"] = median_ms(lambda x, o=bare: beam_search(x, tok, o), xs, args.repeats)
     tf_ms = "skipped (--skip-tf)" if args.skip_tf else time_tf(logits, args.beams, args.repeats)
-    pyctc = "skipped (--skip-pyctcdecode)" if args.skip_pyctcdecode else time_pyctcdecode(logits, args.beams, args.repeats, args.pyctcdecode_venv)
+    if args.skip_pyctcdecode:
+        pyctc = "skipped (--skip-pyctcdecode)"
+    else:
+        pyctc = time_pyctcdecode(logits, args.beams, args.repeats, args.pyctcdecode_venv)
 
     def cell(table, key):
         if isinstance(table, str):

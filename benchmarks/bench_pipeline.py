@@ -3,7 +3,7 @@
 Measures, in one run, on clips shaped like LipNet's input (75 frames of 50x100 RGB, saved as .npz like
 `lipnet-ko preprocess` writes them):
 
-1. pipeline: batches from `lipnet_ko.data` with training augmentation, nothing else (clips/s);
+1. pipeline: batches from `lipnet_ko.data.batching` with training augmentation, nothing else (clips/s);
 2. model only: LipNet train steps on the same augmented batches, pre-made in memory (clips/s), the baseline;
 3. fit: `model.fit` fed by the live pipeline, same epochs (clips/s): the pipeline's cost inside training.
 
@@ -27,7 +27,8 @@ def make_clips(folder: Path, count: int, rng: np.random.Generator) -> list[Path]
     for i in range(count):
         crops = np.roll(base, i, axis=2)
         path = folder / f"clip{i}.npz"
-        np.savez_compressed(path, crops=crops, found=np.ones(75, bool), text=np.str_("공을 갑 삼 옆에 다시 놓아"), speaker=np.str_(f"s{i % 4}"))
+        np.savez_compressed(path, crops=crops, found=np.ones(75, bool), text=np.str_("공을 갑 삼 옆에 다시 놓아"),
+                            speaker=np.str_(f"s{i % 4}"))
         paths.append(path)
     return paths
 
@@ -43,9 +44,10 @@ def main() -> None:
     import lipnet_ko  # noqa: F401  (first: sets TensorFlow's oneDNN switch before TF loads)
     import keras
 
-    from lipnet_ko.data import AugmentConfig, ClipBatcher, PipelineConfig, load_examples
-    from lipnet_ko.model import build_model, model_config
-    from lipnet_ko.tokenizer import JamoTokenizer
+    from lipnet_ko.data.batching import AugmentConfig, ClipBatcher, PipelineConfig, load_examples
+    from lipnet_ko.model.network import build_model
+    from lipnet_ko.model.config import model_config
+    from lipnet_ko.text.tokenizer import JamoTokenizer
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,10 +33,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lipnet_ko.landmarks import DetectorConfig, LandmarkTracker, detect_landmarks_naive, load_models
-from lipnet_ko.mouth import MOUTH, apply_transform, crop_mouth
-from lipnet_ko.preprocess import PreprocessConfig, extract_mouth_from_video
-from lipnet_ko.video import read_frames
+from lipnet_ko.video.landmarks import DetectorConfig, LandmarkTracker, detect_landmarks_naive, load_models
+from lipnet_ko.video.mouth import MOUTH, apply_transform, crop_mouth
+from lipnet_ko.video.extract import PreprocessConfig, extract_mouth_from_video
+from lipnet_ko.video.reader import read_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_GRID = REPO_ROOT.parent / "shared" / "data" / "grid"
@@ -51,7 +51,8 @@ def naive_pipeline(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict
     t2 = time.perf_counter()
     crops = crop_mouth(frames, landmarks, PreprocessConfig().mouth)
     t3 = time.perf_counter()
-    return crops.crops, landmarks, crops.transforms, {"decode": t1 - t0, "detect+landmarks": t2 - t1, "crop": t3 - t2, "total": t3 - t0}
+    timings = {"decode": t1 - t0, "detect+landmarks": t2 - t1, "crop": t3 - t2, "total": t3 - t0}
+    return crops.crops, landmarks, crops.transforms, timings
 
 
 def median(values):
@@ -73,7 +74,10 @@ def bench_grid(videos: list[Path], repeats: int) -> dict:
     rows["naive (HOG up1 every frame)"] = {
         "ms_per_frame": 1000 * naive_total / frames_total,
         "rtf": naive_total / (frames_total / fps),
-        "shares": {k: median([sum(r[3][k] for r in run) for run in naive_runs]) / naive_total for k in ("decode", "detect+landmarks", "crop")},
+        "shares": {
+            k: median([sum(r[3][k] for r in run) for run in naive_runs]) / naive_total
+            for k in ("decode", "detect+landmarks", "crop")
+        },
     }
     reference = naive_runs[0]
     for name, config in variants.items():
@@ -94,7 +98,8 @@ def bench_grid(videos: list[Path], repeats: int) -> dict:
             theirs = apply_transform(naive_transforms, centre)[:, 0]
             centre_offset.append(np.linalg.norm(ours - theirs, axis=-1).mean())
             measured = result.found
-            landmark_error.append(np.linalg.norm(result.landmarks[measured, 48:68] - naive_landmarks[measured, 48:68], axis=-1).mean())
+            mouth_offsets = result.landmarks[measured, 48:68] - naive_landmarks[measured, 48:68]
+            landmark_error.append(np.linalg.norm(mouth_offsets, axis=-1).mean())
         rows[name] = {
             "ms_per_frame": 1000 * total / frames_total,
             "rtf": total / (frames_total / fps),
@@ -119,7 +124,8 @@ def bench_grid(videos: list[Path], repeats: int) -> dict:
         times.append(time.perf_counter() - t)
     predictor_ms = 1000 * median(times)
     del dlib
-    return {"clips": len(videos), "frames": frames_total, "rows": rows, "predictor_alone_ms": predictor_ms, "predictor_alone_rtf": predictor_ms * fps / 1000}
+    return {"clips": len(videos), "frames": frames_total, "rows": rows,
+            "predictor_alone_ms": predictor_ms, "predictor_alone_rtf": predictor_ms * fps / 1000}
 
 
 def make_1080p(source: Path, target: Path, fps: float = 30.0) -> Path:
@@ -198,7 +204,8 @@ def bench_jobs(grid_dir: Path, copies: int, workdir: Path) -> dict:
     result = {"clips": clips, "video_seconds": clips * 3.0}
     for jobs in (1, 2):
         out = workdir / f"out_jobs{jobs}"
-        command = [sys.executable, "-m", "lipnet_ko", "preprocess", str(manifest), "--out", str(out), "--jobs", str(jobs), "--no-progress", "--overwrite"]
+        command = [sys.executable, "-m", "lipnet_ko", "preprocess", str(manifest), "--out", str(out), "--jobs", str(jobs),
+                   "--no-progress", "--overwrite"]
         t = time.perf_counter()
         subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True)
         wall = time.perf_counter() - t
@@ -221,7 +228,8 @@ def main() -> None:
         sys.exit(f"no GRID clips in {args.grid}")
     cv2.setNumThreads(1)
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, affinity {affinity}", "python": platform.python_version(), "opencv": cv2.__version__}
+    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, affinity {affinity}",
+               "python": platform.python_version(), "opencv": cv2.__version__}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.only_jobs:
             results["grid"] = bench_grid(videos, args.repeats)
@@ -233,19 +241,24 @@ def main() -> None:
         print("\nGRID, per frame (one process):")
         for name, row in results["grid"]["rows"].items():
             shares = ", ".join(f"{k} {v:.0%}" for k, v in row["shares"].items())
-            quality = (f"; crop centre vs naive {row['crop_centre_offset_vs_naive_px']:.2f} px, mean |crop diff| {row['crop_mean_abs_diff_vs_naive']:.1f}"
+            quality = (f"; crop centre vs naive {row['crop_centre_offset_vs_naive_px']:.2f} px,"
+                       f" mean |crop diff| {row['crop_mean_abs_diff_vs_naive']:.1f}"
                        if "crop_centre_offset_vs_naive_px" in row else "")
-            print(f"  {name:28s} {row['ms_per_frame']:6.2f} ms  RTF {row['rtf']:.4f}  x{row['speedup_vs_naive']:.1f}  ({shares}){quality}")
-        print(f"  predictor alone: {results['grid']['predictor_alone_ms']:.2f} ms, RTF {results['grid']['predictor_alone_rtf']:.4f}")
+            print(f"  {name:28s} {row['ms_per_frame']:6.2f} ms  RTF {row['rtf']:.4f}  x{row['speedup_vs_naive']:.1f}"
+                  f"  ({shares}){quality}")
+        grid = results["grid"]
+        print(f"  predictor alone: {grid['predictor_alone_ms']:.2f} ms, RTF {grid['predictor_alone_rtf']:.4f}")
     if "1080p" in results:
         print("\n1920x1080 30 fps:")
         for name in ("floor", "detection, landmark_every=1", "detection, default (every=2)", "boxes from labels"):
             row = results["1080p"][name]
             shares = ", ".join(f"{k} {v:.0%}" for k, v in row.get("shares", {}).items())
-            print(f"  {name:30s} {row['ms_per_frame']:6.2f} ms/frame  RTF {row['rtf']:.3f}  {row['x_floor']:.2f}x floor  {shares}")
+            print(f"  {name:30s} {row['ms_per_frame']:6.2f} ms/frame  RTF {row['rtf']:.3f}  {row['x_floor']:.2f}x floor"
+                  f"  {shares}")
     if "jobs" in results:
         jobs = results["jobs"]
-        print(f"\n--jobs: {jobs['clips']} clips; 1 job {jobs['jobs1']['wall_s']:.1f} s, 2 jobs {jobs['jobs2']['wall_s']:.1f} s, x{jobs['speedup']:.2f}")
+        print(f"\n--jobs: {jobs['clips']} clips; 1 job {jobs['jobs1']['wall_s']:.1f} s,"
+              f" 2 jobs {jobs['jobs2']['wall_s']:.1f} s, x{jobs['speedup']:.2f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lipnet_ko.face_render import FaceRenderer, apply_camera, pose_matrix
-from lipnet_ko.synth import SynthConfig, generate_corpus, load_faces, plan_corpus, write_session
-from lipnet_ko.visemes import MOUTH_SHAPES
+from lipnet_ko.synth.face import FaceRenderer, apply_camera, pose_matrix
+from lipnet_ko.synth.corpus import SynthConfig, generate_corpus, load_faces, plan_corpus, write_session
+from lipnet_ko.text.visemes import MOUTH_SHAPES
 
 
 def per_frame(config: SynthConfig) -> dict:
@@ -60,8 +60,8 @@ def per_frame(config: SynthConfig) -> dict:
 
 
 def dlib_check(out: Path, every: int) -> dict:
-    from lipnet_ko.landmarks import detect_landmarks_naive
-    from lipnet_ko.video import read_frames
+    from lipnet_ko.video.landmarks import detect_landmarks_naive
+    from lipnet_ko.video.reader import read_frames
 
     found = inside = points = total = 0
     for video in sorted(out.rglob("*.mp4"))[::every]:
@@ -76,7 +76,8 @@ def dlib_check(out: Path, every: int) -> dict:
         inside += int(((mouth[..., 0] >= b[:, None, 1] - 2) & (mouth[..., 0] <= b[:, None, 3] + 2)
                        & (mouth[..., 1] >= b[:, None, 0] - 2) & (mouth[..., 1] <= b[:, None, 2] + 2)).sum())  # fmt: skip
         points += mouth.shape[0] * mouth.shape[1]
-    return {"frames_checked": total, "face_found_share": round(found / total, 4), "mouth_in_box_share": round(inside / max(points, 1), 4)}
+    return {"frames_checked": total, "face_found_share": round(found / total, 4),
+            "mouth_in_box_share": round(inside / max(points, 1), 4)}
 
 
 def main() -> None:

@@ -3,14 +3,14 @@
 Measured in one run, per preset:
 
 1. train, pipeline: the training loop's own path (``ClipBatcher.prefetched``: batches with augmentation
-   made ahead by a thread, feeding the train step of ``lipnet_ko.training.make_train_step``), clips/s,
+   made ahead by a thread, feeding the train step of ``lipnet_ko.training.trainer.make_train_step``), clips/s,
    with the crops cached in memory (what ``train`` does when they fit) and streamed from ``.npz`` (larger
    corpora); also the same through ``ClipBatcher.dataset`` (``tf.data.Dataset.from_generator``, what
    training used before: in 20-minute runs it left the process idle for 20-50 s at the end of about half
    the epochs, which these short epochs may not show);
 2. train, model only (the baseline): the same train steps on the same batches pre-made in memory;
    the ratio 1/2 is the share of model speed the input pipeline keeps (target >= 0.9);
-3. inference clips/s at batch 1 and batch 16 (``predict_on_batch``);
+3. inference clips/s at batch 1 and batch 16 (``Recognizer.logits``, the path evaluation and transcription use);
 4. achieved GFLOP/s (analytic FLOP count of the network; a train step counted as 3x the forward pass)
    as a share of this machine's float32 matmul peak, measured in the same run.
 
@@ -80,9 +80,13 @@ def bench_preset(preset: str, examples, args, peak: float) -> dict:
     import keras
     import tensorflow as tf
 
-    from lipnet_ko.data import AugmentConfig, ClipBatcher, PipelineConfig
-    from lipnet_ko.model import build_model, model_config
-    from lipnet_ko.training import make_train_step
+    from lipnet_ko.data.batching import AugmentConfig, ClipBatcher, PipelineConfig
+    from lipnet_ko.model.network import build_model
+    from lipnet_ko.model.config import model_config
+    from lipnet_ko.training.trainer import make_train_step
+    from lipnet_ko.model.inference import keras_recognizer
+    from lipnet_ko.text.tokenizer import get_tokenizer
+    from lipnet_ko.video.extract import PreprocessConfig
 
     keras.utils.set_random_seed(0)
     config = model_config(preset)
@@ -112,16 +116,16 @@ def bench_preset(preset: str, examples, args, peak: float) -> dict:
         serial.append(clips_per_second(cached.epoch(r)))  # made in the stepping thread, no prefetch
         via_tf_data.append(clips_per_second(cached.dataset(r)))  # the old tf.data path
     infer = {}
+    recognizer = keras_recognizer(model, get_tokenizer("jamo"), PreprocessConfig())  # the one prediction path
     for batch in (1, 16):
-        crops = np.random.default_rng(0).random((batch, FRAMES, 50, 100, 3), dtype=np.float32)
-        lengths = np.full(batch, FRAMES, np.int32)
-        model.predict_on_batch((crops, lengths))
+        clips = list(np.random.default_rng(0).integers(0, 256, (batch, FRAMES, 50, 100, 3), dtype=np.uint8))
+        recognizer.logits(clips, batch_size=batch)
         rates = []
         for _ in range(args.repeats):
             calls = max(1, 16 // batch)
             start = time.perf_counter()
             for _ in range(calls):
-                model.predict_on_batch((crops, lengths))
+                recognizer.logits(clips, batch_size=batch)
             rates.append(calls * batch / (time.perf_counter() - start))
         infer[batch] = statistics.median(rates)
     flops = forward_flops(config)
@@ -156,8 +160,8 @@ def main() -> None:
 
     import lipnet_ko  # noqa: F401  (first: TensorFlow's oneDNN switch)
 
-    from lipnet_ko.data import load_examples
-    from lipnet_ko.tokenizer import JamoTokenizer
+    from lipnet_ko.data.batching import load_examples
+    from lipnet_ko.text.tokenizer import JamoTokenizer
 
     peak = matmul_peak(args.repeats)
     print(f"float32 matmul peak (2048^2, median of {args.repeats}): {peak:.0f} GFLOP/s")

@@ -1,4 +1,4 @@
-"""End-to-end transcription speed: ``lipnet_ko.transcribe.transcribe`` against its targets, stage by stage.
+"""End-to-end transcription speed: ``lipnet_ko.app.transcribe.transcribe`` against its targets, stage by stage.
 
 The figure is the real-time factor, RTF = compute seconds per second of video, with the model (and
 the LM) loaded once and the whole machine's cores free to use (2 on the development machine). Each
@@ -10,9 +10,9 @@ of ``total`` (tiny: batching, subtitle segments). Measured in one run:
    with a message when absent): RTF of all clips together; target <= 0.1. Shown beside the old
    student demo's RTF of 15 for context (not re-measured here).
 2. A 1920x1080, 30 fps, MPEG-4 part 2 video made in a temporary folder from a synthetic speaking face:
-   a tiny corpus from ``lipnet_ko.synth.generate_corpus`` (one speaker, rendered at 30 fps), each
+   a tiny corpus from ``lipnet_ko.synth.corpus.generate_corpus`` (one speaker, rendered at 30 fps), each
    160x160 frame scaled to 1080x1080 and edge-padded to 1920x1080, frames looped to ``--hd-seconds``
-   (default 10). Baseline, the floor: reading every frame of that file with ``lipnet_ko.video.VideoReader``
+   (default 10). Baseline, the floor: reading every frame of that file with ``lipnet_ko.video.reader.VideoReader``
    (BGR, as ``transcribe`` reads it) and nothing else, timed in the same run; target <= 2.5x the floor.
 
 Timed calls come after one untimed warm-up call (tracing the model, loading the landmark predictor).
@@ -42,15 +42,20 @@ from pathlib import Path
 import lipnet_ko  # noqa: F401  (first: sets TensorFlow's environment before TensorFlow is imported)
 
 import cv2
-import numpy as np
 
-from lipnet_ko.transcribe import TranscribeOptions, transcribe
-from lipnet_ko.video import VideoReader, read_frames
+from lipnet_ko.app.transcribe import TranscribeOptions, transcribe
+from lipnet_ko.video.reader import VideoReader, read_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_GRID = REPO_ROOT.parent / "shared" / "data" / "grid"
 STAGES = ("decode", "face", "segment", "model", "search")
-STAGE_NAMES = {"decode": "video decoding", "face": "face/mouth", "segment": "segmentation", "model": "model", "search": "beam search"}
+STAGE_NAMES = {
+    "decode": "video decoding",
+    "face": "face/mouth",
+    "segment": "segmentation",
+    "model": "model",
+    "search": "beam search",
+}
 STUDENT_DEMO_RTF = 15.0  # the old student demo (per the issue), for context only
 GRID_TARGET_RTF = 0.1
 HD_TARGET_X_FLOOR = 2.5
@@ -64,10 +69,11 @@ def median(values) -> float:
 
 def untrained_run(folder: Path) -> Path:
     """A run folder holding an untrained ``small`` model with the jamo vocabulary and default crops."""
-    from lipnet_ko.inference import write_side_files
-    from lipnet_ko.model import build_model, model_config
-    from lipnet_ko.preprocess import PreprocessConfig
-    from lipnet_ko.tokenizer import get_tokenizer
+    from lipnet_ko.model.inference import write_side_files
+    from lipnet_ko.model.network import build_model
+    from lipnet_ko.model.config import model_config
+    from lipnet_ko.video.extract import PreprocessConfig
+    from lipnet_ko.text.tokenizer import get_tokenizer
 
     tokenizer = get_tokenizer("jamo")
     config = model_config("small", vocabulary_size=tokenizer.vocab_size)
@@ -79,7 +85,7 @@ def untrained_run(folder: Path) -> Path:
 
 def load_model(path: str | None, workdir: Path):
     """(recognizer, trained?): ``path``, else runs/latest, else an untrained small model."""
-    from lipnet_ko.inference import load_recognizer
+    from lipnet_ko.model.inference import load_recognizer
 
     if path is not None:
         return load_recognizer(path), True  # an explicit --model that fails to load is an error, not a fallback
@@ -92,11 +98,11 @@ def load_model(path: str | None, workdir: Path):
 
 def load_lm(recognizer, no_lm: bool):
     """The shipped jamo LM for jamo models (what ``transcribe`` would load on every call), or None."""
-    from lipnet_ko.tokenizer import JamoTokenizer
+    from lipnet_ko.text.tokenizer import JamoTokenizer
 
     if no_lm or not isinstance(recognizer.tokenizer, JamoTokenizer):
         return None
-    from lipnet_ko.lm import load_default_lm
+    from lipnet_ko.decode.lm import load_default_lm
 
     return load_default_lm()
 
@@ -134,7 +140,7 @@ def bench_grid(videos: list[Path], recognizer, options: TranscribeOptions, lm, r
 
 def synth_source(workdir: Path, seconds: float) -> Path:
     """A small synthetic speaking-face video rendered at HD_FPS (160x160); about ``seconds`` long or less."""
-    from lipnet_ko.synth import SynthConfig, generate_corpus
+    from lipnet_ko.synth.corpus import SynthConfig, generate_corpus
 
     sentences = max(1, math.ceil(seconds / 2.5))  # a sentence with its pauses lasts about 2-3 s
     config = SynthConfig(speakers=1, held_out_speakers=0, sentences=sentences, sentences_per_session=sentences, fps=HD_FPS)
@@ -206,7 +212,8 @@ def print_stages(result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", help="run or export folder, or model file (default runs/latest; untrained small model if none)")
+    parser.add_argument("--model",
+                        help="run or export folder, or model file (default runs/latest; untrained small model if none)")
     parser.add_argument("--grid", type=Path, default=DEFAULT_GRID, help="folder of GRID .mpg clips")
     parser.add_argument("--grid-clips", type=int, help="use only the first N GRID clips (default all)")
     parser.add_argument("--hd-seconds", type=float, default=10.0, help="length of the 1080p test video")
@@ -262,7 +269,8 @@ def main() -> None:
     print(f"\nmodel: {model['source']} ({model['format']}), loaded once in {model['load_s']:.1f} s"
           + ("" if model["trained"] else "; UNTRAINED (small preset): the cost of inference does not depend on the weights,"
              " only the texts are meaningless"))  # fmt: skip
-    print(f"beam width {args.beam}, LM {'on' if results['lm']['used'] else 'off'} (loaded once in {results['lm']['load_s']:.2f} s);"
+    print(f"beam width {args.beam}, LM {'on' if results['lm']['used'] else 'off'}"
+          f" (loaded once in {results['lm']['load_s']:.2f} s);"
           f" medians of {args.repeats} repeat(s); {results['machine']}")  # fmt: skip
     if "grid" in results:
         grid = results["grid"]
@@ -276,7 +284,8 @@ def main() -> None:
     if "1080p" in results:
         hd_row = results["1080p"]
         print(f"\n1920x1080 {HD_FPS:.0f} fps synthetic face, {hd_row['frames']} frames ({hd_row['video_seconds']:.1f} s):")
-        print(f"  transcribe RTF {hd_row['rtf']:.3f}  vs  decode floor RTF {hd_row['floor_rtf']:.3f}: {hd_row['x_floor']:.2f}x floor;"
+        print(f"  transcribe RTF {hd_row['rtf']:.3f}  vs  decode floor RTF {hd_row['floor_rtf']:.3f}:"
+              f" {hd_row['x_floor']:.2f}x floor;"
               f" target <= {HD_TARGET_X_FLOOR}x: {verdict(hd_row['x_floor'] <= HD_TARGET_X_FLOOR)}")  # fmt: skip
         print(f"  transcribe's own decoding stage: {hd_row['decode_stage_x_floor']:.2f}x the floor")
         print_stages(hd_row)

@@ -1,7 +1,7 @@
 """Decoder quality: syllable CER of greedy vs beam search (+ LM, + lexicon) on viseme-confused logits.
 
-Until a trained model exists, the logits are simulated (lipnet_ko.synthetic_logits.viseme_confused):
-on each token frame the jamo of the true jamo's viseme class (lipnet_ko.visemes) all lead, with noise,
+Until a trained model exists, the logits are simulated (viseme_confused in tests/synthetic_logits.py):
+on each token frame the jamo of the true jamo's viseme class (lipnet_ko.text.visemes) all lead, with noise,
 and the true one leads them by only ``--true-edge``; blanks and spaces are clear. The video alone cannot
 tell ㅂ from ㅁ or ㅐ from ㅔ there; the language model has to.
 
@@ -23,14 +23,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic_logits: simulated logits shared with the tests
 
-from lipnet_ko.decoding import DecodingOptions, decode  # noqa: E402
-from lipnet_ko.lexicon import Lexicon  # noqa: E402
-from lipnet_ko.lm import load_default_lm  # noqa: E402
-from lipnet_ko.metrics import cer  # noqa: E402
-from lipnet_ko.sentences import load_free_sentences, load_grammar, split_free_sentences  # noqa: E402
-from lipnet_ko.synthetic_logits import confused_utterances  # noqa: E402
-from lipnet_ko.tokenizer import JamoTokenizer  # noqa: E402
+from lipnet_ko.decode.search import DecodingOptions, decode  # noqa: E402
+from lipnet_ko.decode.lexicon import Lexicon  # noqa: E402
+from lipnet_ko.decode.lm import load_default_lm  # noqa: E402
+from lipnet_ko.text.metrics import cer  # noqa: E402
+from lipnet_ko.text.sentences import load_free_sentences, load_grammar, split_free_sentences  # noqa: E402
+from synthetic_logits import confused_utterances  # noqa: E402
+from lipnet_ko.text.tokenizer import JamoTokenizer  # noqa: E402
 
 
 def main() -> None:

@@ -1,3 +1,3 @@
-from lipnet_ko.cli import main
+from lipnet_ko.app.cli import main
 
 raise SystemExit(main())

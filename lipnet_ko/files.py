@@ -1,7 +1,11 @@
-"""Atomic file writes, shared by every command that leaves results on disk.
+"""Where files live, and atomic writes, shared by every command that leaves results on disk.
 
 A result is written to a temporary file in the same folder and moved into place with ``os.replace``,
 so a reader (or a resumed run) sees either the old file or the whole new one, never a partial one.
+
+Two data folders: :data:`PROJECT_DATA_DIR` holds what ships with the project and is only read
+(sentence lists, grammar, the n-gram LM); :func:`data_dir` is where generated data is written
+(synthetic corpora and their crop caches).
 """
 
 from __future__ import annotations
@@ -27,3 +31,23 @@ def write_json_atomic(path: str | Path, payload) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+# The files that ship with the project (sentence lists, grammar, the n-gram LM) live in the checkout's data/.
+# Only read: generated data goes to data_dir(), because an installed package's folder may be read-only or shared.
+PROJECT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+DATA_DIR_ENV = "LIPNET_KO_DATA_DIR"  # environment variable naming the folder for generated data
+
+
+def data_dir(override: str | Path | None = None) -> Path:
+    """The folder generated data goes to: synthetic corpora (``synth/default-vN``) and their crop caches.
+
+    Args:
+        override: a folder given explicitly (``--data-dir``, ``DataConfig.data_dir``); wins when set.
+
+    Returns:
+        An absolute path: ``override``, else ``$LIPNET_KO_DATA_DIR``, else ``data/`` in the working
+        directory (run from a checkout's root, the checkout's own ``data/``). Not created here.
+    """
+    chosen = override or os.environ.get(DATA_DIR_ENV) or "data"
+    return Path(chosen).expanduser().absolute()

@@ -1,4 +1,4 @@
-"""Test helper: a run folder as ``lipnet_ko.training`` leaves it, holding a randomly initialised model."""
+"""Test helper: a run folder as ``lipnet_ko.training.trainer`` leaves it, holding a randomly initialised model."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ from pathlib import Path
 
 import keras
 
-from lipnet_ko.inference import write_side_files
-from lipnet_ko.model import build_model
-from lipnet_ko.preprocess import PreprocessConfig
+from lipnet_ko.model.inference import write_side_files
+from lipnet_ko.model.network import build_model
+from lipnet_ko.model.run_folder import RunFolder
+from lipnet_ko.video.extract import PreprocessConfig
 
 
 def write_run(folder: Path, config, tokenizer, frames: int = 8):
     """Creates ``folder`` with ``model.keras`` (weights from seed 0) and its side files; returns the model."""
+    run = RunFolder(folder)
     keras.utils.set_random_seed(0)
     model = build_model(config, frames=frames)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / "model.keras")
-    write_side_files(folder, config, tokenizer, PreprocessConfig())
+    run.path.mkdir(parents=True, exist_ok=True)
+    model.save(run.model_keras)
+    write_side_files(run.path, config, tokenizer, PreprocessConfig())
     return model

@@ -37,7 +37,8 @@ def _text_outputs(nb) -> str:
 
 
 def _images(nb) -> int:
-    return sum(any(k.startswith("image/") for k in output.get("data", {})) for cell in _code_cells(nb) for output in cell.get("outputs", []))
+    return sum(any(k.startswith("image/") for k in output.get("data", {}))
+               for cell in _code_cells(nb) for output in cell.get("outputs", []))
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -62,7 +63,8 @@ def test_notebooks_run_in_order_in_quick_mode(tmp_path, monkeypatch):
     executed = {}
     for name in NOTEBOOKS:
         nb = _read(name)
-        client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(REPO)}})
+        client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+                                         resources={"metadata": {"path": str(REPO)}})
         try:
             client.execute()  # raises CellExecutionError with the failing cell and its traceback
         finally:

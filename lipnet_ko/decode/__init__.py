@@ -1,0 +1,6 @@
+"""Decode: logits -> text. numpy only.
+
+- ``search``: greedy and Hangul-constrained CTC prefix beam search (``DecodingOptions``, ``decode``).
+- ``lm``: n-gram language models (ARPA read/write, Kneser-Ney training); ``lipnet-ko lm``.
+- ``lexicon``: an optional word list the beam search keeps to.
+"""

@@ -1,0 +1,325 @@
+"""Export a trained model for serving, and the ``lipnet-ko export`` command.
+
+``export(run_dir, fmt)`` writes ``RUN/export/<fmt>/``, a folder that needs nothing else from the run::
+
+    model.keras                        fmt "keras": the LipNet as trained (float32 crops in [0, 1], or uint8)
+    saved_model.pb, variables/, ...    fmt "savedmodel": signature "serving_default" (below)
+    model.tflite, model_fp16.tflite    fmt "tflite": float32 and float16-weight TFLite models
+    model_config.json, tokenizer.json, preprocess.json   copied from the run
+    export.json                        format, files and byte sizes, source run, check results, limitations
+
+The SavedModel and TFLite signatures take mouth crops as they come from preprocessing, ``crops`` uint8
+``[B, T, H, W, C]`` and ``crop_lengths`` int32 ``[B]``, divide by 255 inside, and return ``logits``
+float32 ``[B, T, V]`` (blank id 0) and ``logit_lengths`` int32 ``[B]``.
+
+TFLite limitations (also written to export.json):
+
+* Batch size 1; the time length T stays dynamic. With a dynamic batch the GRU loop's TensorList ops
+  only convert as Flex ops (``SELECT_TF_OPS``), which the ``tf.lite`` interpreter in the TensorFlow pip
+  package cannot run ("Select TensorFlow op(s) ... not supported by this interpreter"). With a static
+  batch they lower to the builtin WHILE op. ``Recognizer`` runs a TFLite model one clip at a time.
+* Builtin ops only. TFLite has no builtin 3-D pooling, so the ``(1, k, k)`` max and average pooling
+  layers are traced as the same 2-D pooling applied to every frame (see ``_per_frame_pooling``).
+* ``model_fp16.tflite`` stores the weights in float16 and computes in float32; its logits differ from
+  the Keras model's by about 1e-3, so it is checked by argmax agreement, not by a tolerance.
+
+Every export is reloaded with :func:`lipnet_ko.model.inference.load_recognizer` and compared with the Keras
+model on random probe clips before it is moved into place; nothing is left behind when that fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lipnet_ko import __version__
+from lipnet_ko.files import temp_path, write_json_atomic
+from lipnet_ko.model.config import TEMPORAL_STRIDE
+from lipnet_ko.model.inference import (
+    EXPORT_MANIFEST,
+    FORMATS,
+    SERVING_SIGNATURE,
+    TFLITE_FILE,
+    TFLITE_FP16_FILE,
+    Recognizer,
+    load_recognizer,
+)
+from lipnet_ko.model.run_folder import KERAS_FILE, SIDE_FILES, RunFolder
+
+FLOAT32_ATOL = 1e-4  # max |logit difference| allowed between a float32 export and the Keras model
+PROBE_LENGTHS = (12, 7)  # frames of the random clips every export is checked on (two: padding is exercised)
+
+TFLITE_LIMITATIONS = [
+    "batch size 1 (crops [1, T, H, W, C], crop_lengths [1]); T is dynamic. A dynamic batch needs Flex ops "
+    "(SELECT_TF_OPS) for the GRU's TensorList ops, which the Python tf.lite interpreter cannot run; "
+    "run clips one at a time (lipnet_ko.model.inference.Recognizer does)",
+    "builtin ops only: TFLite has no 3-D pooling, so the (1, k, k) max/average pooling layers are exported as "
+    "per-frame 2-D pooling",
+    f"{TFLITE_FP16_FILE}: float16 weights, float32 compute; logits differ from the Keras model by about 1e-3",
+]
+
+
+class ServingModule(tf.Module):
+    """A LipNet behind a uint8 serving function, for ``tf.saved_model.save`` and the TFLite converter.
+
+    ``serve(crops, crop_lengths)`` takes uint8 ``[batch_size, T, H, W, C]`` and int32 ``[batch_size]``
+    (``batch_size=None``: any batch) and returns ``{"logits": float32 [B, T, V], "logit_lengths": int32 [B]}``.
+    """
+
+    def __init__(self, model, batch_size: int | None = None):
+        super().__init__(name="lipnet_serving")
+        self.model = model
+        c = model.config
+        self.serve = tf.function(
+            self._serve,
+            input_signature=[
+                tf.TensorSpec([batch_size, None, c.height, c.width, c.channels], tf.uint8, name="crops"),
+                tf.TensorSpec([batch_size], tf.int32, name="crop_lengths"),
+            ],
+        )
+
+    def _serve(self, crops, crop_lengths):
+        x = tf.cast(crops, tf.float32) * (1.0 / 255.0)  # the same scaling as the training pipeline
+        logits = self.model((x, crop_lengths), training=False)
+        return {"logits": logits, "logit_lengths": crop_lengths // TEMPORAL_STRIDE}
+
+
+@contextlib.contextmanager
+def _per_frame_pooling(model):
+    """While tracing, run each 3-D pooling layer that pools 1 frame in time as a 2-D pooling of every frame.
+
+    The two compute the same thing (padding included: TF and TFLite average only the real pixels of
+    a "same"-padded window), but TFLite has builtin MAX_POOL_2D and AVERAGE_POOL_2D and no 3-D pooling.
+    """
+    pool_ops = {keras.layers.MaxPooling3D: tf.nn.max_pool2d, keras.layers.AveragePooling3D: tf.nn.avg_pool2d}
+    pools = [(layer, op) for layer in model.layers for cls, op in pool_ops.items() if isinstance(layer, cls)]
+    for layer, _ in pools:
+        if layer.pool_size[0] != 1 or layer.strides[0] != 1 or layer.data_format != "channels_last":
+            raise NotImplementedError(f"{layer.name}: only (1, h, w) channels-last 3-D pooling can be exported to TFLite")
+
+    def pool_frames(layer, op):
+        def call(inputs):
+            shape = tf.shape(inputs)  # [B, T, H, W, C]
+            frames = tf.reshape(inputs, tf.concat([[-1], shape[2:]], 0))  # [B * T, H, W, C]
+            pooled = op(frames, layer.pool_size[1:], layer.strides[1:], layer.padding.upper())
+            out = tf.reshape(pooled, tf.concat([shape[:2], tf.shape(pooled)[1:]], 0))
+            out.set_shape(layer.compute_output_shape(inputs.shape))
+            return out
+
+        return call
+
+    for layer, op in pools:
+        layer.call = pool_frames(layer, op)
+    try:
+        yield
+    finally:
+        for layer, _ in pools:
+            del layer.call
+
+
+def _tflite_models(model) -> dict[str, bytes]:
+    """``{TFLITE_FILE: float32 flatbuffer, TFLITE_FP16_FILE: float16-weight flatbuffer}`` (batch 1, any T)."""
+    # Not public API, but the converter's own freezing leaves the GRU loop reading resource variables,
+    # which fails at run time ("READ_VARIABLE failed to invoke"); frozen up front, the loop holds constants.
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    module = ServingModule(model, batch_size=1)
+    with _per_frame_pooling(model):
+        traced = module.serve.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(traced)
+    # Freezing flattens the outputs to a list; this wrapper gives the TFLite signature its names back.
+    named = tf.function(
+        lambda crops, crop_lengths: tf.nest.pack_sequence_as(
+            traced.structured_outputs, frozen(crops=crops, crop_lengths=crop_lengths)
+        ),
+        input_signature=module.serve.input_signature,
+    ).get_concrete_function()
+    models = {}
+    for name, float16 in ((TFLITE_FILE, False), (TFLITE_FP16_FILE, True)):
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([named], module)
+        if float16:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        models[name] = converter.convert()
+    return models
+
+
+def _write_model(recognizer: Recognizer, fmt: str, folder: Path) -> dict[str, str]:
+    """Write the model file(s) of ``fmt`` into ``folder``; returns {file or folder name: dtype}."""
+    if fmt == "keras":
+        shutil.copyfile(recognizer.source, folder / KERAS_FILE)
+        return {KERAS_FILE: "float32"}
+    if fmt == "savedmodel":
+        module = ServingModule(recognizer.model)
+        tf.saved_model.save(module, str(folder), signatures={SERVING_SIGNATURE: module.serve.get_concrete_function()})
+        return {"saved_model.pb": "float32"}
+    models = _tflite_models(recognizer.model)
+    for name, flatbuffer in models.items():
+        (folder / name).write_bytes(flatbuffer)
+    return {TFLITE_FILE: "float32", TFLITE_FP16_FILE: "float16"}
+
+
+def _file_sizes(folder: Path) -> dict[str, int]:
+    return {
+        path.relative_to(folder).as_posix(): path.stat().st_size
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != EXPORT_MANIFEST
+    }
+
+
+def _probe_clips(recognizer: Recognizer) -> list[np.ndarray]:
+    c = recognizer.model_config
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (n, c.height, c.width, c.channels), dtype=np.uint8) for n in PROBE_LENGTHS]
+
+
+def compare_logits(reference: list[np.ndarray], logits: list[np.ndarray]) -> dict:
+    """Max absolute difference and frame argmax agreement of two lists of per-clip logits ``[T_i, V]``."""
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(reference, logits))
+    agree = np.concatenate([a.argmax(-1) == b.argmax(-1) for a, b in zip(reference, logits)])
+    return {"max_abs_diff": diff, "argmax_agreement": float(agree.mean())}
+
+
+def _move_into_place(built: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.{os.getpid()}.old")
+        os.replace(out, old)
+    try:
+        os.replace(built, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def export(run_dir: str | Path | None, fmt: str, out: str | Path | None = None) -> dict:
+    """Export a trained Keras model to a self-contained folder, checked against the original.
+
+    Args:
+        run_dir: a training run folder, or a ``.keras`` file with the side JSON files beside it;
+            ``None`` means ``runs/latest``.
+        fmt: ``"keras"``, ``"savedmodel"`` or ``"tflite"`` (see the module docstring).
+        out: the export folder; default ``<run folder>/export/<fmt>``. An existing export there is
+            replaced; any other existing path is refused.
+
+    Returns:
+        the ``export.json`` payload, plus ``"path"``: where the export was written.
+
+    Raises:
+        ValueError: unknown ``fmt``, or ``run_dir`` is not a Keras model.
+        FileNotFoundError: no model at ``run_dir`` (see ``load_recognizer``).
+        FileExistsError: ``out`` exists and is not an export folder.
+        RuntimeError: a float32 export does not reproduce the Keras logits within ``FLOAT32_ATOL``.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    recognizer = load_recognizer(run_dir)
+    if recognizer.format != "keras":
+        raise ValueError(f"{recognizer.source} is already a {recognizer.format} export; export from the training run folder")
+    source_dir = recognizer.source.parent
+    out = Path(out) if out is not None else RunFolder(source_dir).export_dir(fmt)
+    if out.exists() and not (out / EXPORT_MANIFEST).is_file():
+        raise FileExistsError(f"{out} exists and is not an export folder; choose another --out or remove it")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    built = temp_path(out)
+    shutil.rmtree(built, ignore_errors=True)
+    built.mkdir()
+    try:
+        dtypes = _write_model(recognizer, fmt, built)
+        for name in SIDE_FILES:
+            shutil.copyfile(source_dir / name, built / name)
+        c = recognizer.model_config
+        if fmt == "keras":
+            inputs = {"crops": f"float32 [B, T, {c.height}, {c.width}, {c.channels}] in [0, 1]", "crop_lengths": "int32 [B]"}
+            outputs = {"logits": f"float32 [B, T, {c.vocabulary_size}], blank id 0"}
+        else:
+            batch = "1" if fmt == "tflite" else "B"
+            inputs = {"crops": f"uint8 [{batch}, T, {c.height}, {c.width}, {c.channels}] in [0, 255]",
+                      "crop_lengths": f"int32 [{batch}]"}
+            outputs = {"logits": f"float32 [{batch}, T, {c.vocabulary_size}], blank id 0", "logit_lengths": f"int32 [{batch}]"}
+        manifest = {
+            "format": fmt,
+            "files": _file_sizes(built),
+            "models": {name: {"dtype": dtype} for name, dtype in dtypes.items()},
+            "signature": SERVING_SIGNATURE if fmt != "keras" else None,
+            "inputs": inputs,
+            "outputs": outputs,
+            "source_run": str(source_dir.resolve()),
+            "source_model": str(recognizer.source.resolve()),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": {"lipnet_ko": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+            "limitations": TFLITE_LIMITATIONS if fmt == "tflite" else [],
+        }
+        write_json_atomic(built / EXPORT_MANIFEST, manifest)  # load_recognizer reads the format from it
+
+        probe = _probe_clips(recognizer)
+        reference = recognizer.logits(probe)
+        for name, info in manifest["models"].items():
+            exported = load_recognizer(built if fmt == "savedmodel" else built / name)
+            info["check"] = compare_logits(reference, exported.logits(probe))
+            if info["dtype"] == "float32" and info["check"]["max_abs_diff"] > FLOAT32_ATOL:
+                raise RuntimeError(
+                    f"the {fmt} export {name} differs from the Keras model by {info['check']['max_abs_diff']:.3g} "
+                    f"(more than {FLOAT32_ATOL}); nothing was written"
+                )
+        manifest["check"] = {"probe_lengths": list(PROBE_LENGTHS), "float32_atol": FLOAT32_ATOL}
+        write_json_atomic(built / EXPORT_MANIFEST, manifest)
+        _move_into_place(built, out)
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        raise
+    return {**manifest, "path": str(out)}
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", nargs="?", type=Path, help="training run folder or .keras file (default runs/latest)")
+    parser.add_argument(
+        "--format",
+        required=True,
+        choices=FORMATS,
+        help="keras (the model as trained), savedmodel (uint8 crops, any batch), tflite (float32 and float16, batch 1)",
+    )
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="export folder (default RUN_DIR/export/FORMAT); an earlier export there is replaced")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``lipnet-ko export RUN_DIR --format FMT [--out DIR]``: write the export, print its files and sizes."""
+    try:
+        manifest = export(args.run_dir, args.format, args.out)
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"exported {manifest['format']} to {manifest['path']}")
+    width = max(len(name) for name in manifest["files"])
+    for name, size in manifest["files"].items():
+        print(f"  {name:<{width}}  {_size(size):>10}")
+    for name, info in manifest["models"].items():
+        check = info["check"]
+        print(
+            f"  check {name} ({info['dtype']}): max |logit diff| {check['max_abs_diff']:.2e}, "
+            f"argmax agreement {100 * check['argmax_agreement']:.1f}%"
+        )
+    for line in manifest["limitations"]:
+        print(f"  note: {line}")
+    return 0
