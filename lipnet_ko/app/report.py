@@ -90,7 +90,16 @@ def _speaker_figures(utterances: Sequence[Utterance], decoder: str) -> dict[str,
     return figures
 
 
-def build_report(utterances: Iterable[Utterance], *, title: str, meta: Mapping) -> dict:
+def _skipped_rows(skipped: Iterable[Mapping]) -> list[dict]:
+    rows = []
+    for k, item in enumerate(skipped):
+        if not item.get("clip_id") or not item.get("reason"):
+            raise ValueError(f"skipped entry {k} ({dict(item)!r}) needs a clip_id and a reason")
+        rows.append({"clip_id": str(item["clip_id"]), "split": item.get("split"), "reason": str(item["reason"])})
+    return rows
+
+
+def build_report(utterances: Iterable[Utterance], *, title: str, meta: Mapping, skipped: Iterable[Mapping] = ()) -> dict:
     """Score every decoder on the same utterances.
 
     Args:
@@ -98,11 +107,14 @@ def build_report(utterances: Iterable[Utterance], *, title: str, meta: Mapping) 
         title: the report's heading.
         meta: what was evaluated, e.g. ``{"model": "runs/a/model.keras", "data": "synth:test"}``;
             values that JSON cannot hold (paths, say) are stored as ``str``.
+        skipped: the test clips that could not be scored, each ``{"clip_id", "reason"}`` and optionally
+            ``"split"``: the figures leave them out, the report lists them.
 
     Returns:
         A JSON-ready dict::
 
             {"title": str, "meta": dict, "num_utterances": int,
+             "num_skipped": int, "skipped": [{"clip_id", "split", "reason"}],
              "decoders": {name: {
                  "corpus": Scores.to_dict(),  # cer, jamo_cer, wer, swer (fractions), bleu (0-100), ...
                  "speakers": {speaker: {"utterances": int, "cer": float, "wer": float}},  # {} without speakers
@@ -114,9 +126,11 @@ def build_report(utterances: Iterable[Utterance], *, title: str, meta: Mapping) 
         given; every figure normalises them with :func:`lipnet_ko.text.normalize.normalize_for_metrics`.
 
     Raises:
-        ValueError: for no utterances, a repeated clip id, or clips decoded with different decoders.
+        ValueError: for no utterances, a repeated clip id, clips decoded with different decoders, or a
+            skipped entry without a clip id or reason.
     """
     utterances = list(utterances)
+    skipped_rows = _skipped_rows(skipped)
     names = _decoder_names(utterances)
     has_speakers = any(u.speaker is not None for u in utterances)
     refs = [u.reference for u in utterances]
@@ -144,6 +158,8 @@ def build_report(utterances: Iterable[Utterance], *, title: str, meta: Mapping) 
         "title": title,
         "meta": json.loads(json.dumps(dict(meta), ensure_ascii=False, default=str)),
         "num_utterances": len(utterances),
+        "num_skipped": len(skipped_rows),
+        "skipped": skipped_rows,
         "decoders": decoders,
     }
 
@@ -414,10 +430,12 @@ def _table(header: Sequence[str], align: Sequence[str], rows: Iterable[Sequence[
 def to_markdown(report: dict, *, figures: Sequence[str] = ()) -> str:
     """Render a :func:`build_report` dict as Markdown.
 
-    Sections: title; meta (every ``meta`` entry, then the decoders and the utterance count); a
-    corpus table (decoder x CER, jamo CER, WER, sWER, BLEU); a per-speaker CER table when the report
-    has speakers; and a per-utterance table with one row per clip and decoder. Error rates are shown
-    in %, BLEU on 0-100. Texts have ``|`` and ``\\`` escaped so that they cannot break a table.
+    Sections: title; meta (every ``meta`` entry, then the decoders, the utterance count and the count
+    of skipped clips; a ``meta`` entry under one of those three names is not shown twice); a corpus table
+    (decoder x CER, jamo CER, WER, sWER, BLEU); a per-speaker CER table when the report has speakers; a
+    per-utterance table with one row per clip and decoder; and, when clips were skipped, a table of them
+    with the reason. Error rates are shown in %, BLEU on 0-100. Texts have ``|`` and ``\\`` escaped so
+    that they cannot break a table.
 
     Args:
         report: from :func:`build_report`.
@@ -426,10 +444,18 @@ def to_markdown(report: dict, *, figures: Sequence[str] = ()) -> str:
     decoders = report["decoders"]
     names = list(decoders)
     lines = [f"# {_escape(report['title'])}", ""]
+    skipped = report.get("skipped", [])  # reports written before skipped clips were listed have none
+    own = {
+        "decoders": ", ".join(_escape(n) for n in names),
+        "utterances": str(report["num_utterances"]),
+        "skipped": str(len(skipped)) + (" (listed under Skipped)" if skipped else ""),
+    }
     for key, value in report["meta"].items():
+        if key in own:
+            continue
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         lines.append(f"- **{_escape(key)}**: {_escape(shown)}")
-    lines += [f"- **decoders**: {', '.join(_escape(n) for n in names)}", f"- **utterances**: {report['num_utterances']}", ""]
+    lines += [f"- **{key}**: {value}" for key, value in own.items()] + [""]
 
     lines += ["## Corpus", ""]
     lines += _table(
@@ -475,6 +501,16 @@ def to_markdown(report: dict, *, figures: Sequence[str] = ()) -> str:
             rows.append(cells)
     lines += ["## Utterances", ""]
     lines += _table(header, "l" * (len(header) - 2) + "rr", rows)
+
+    if skipped:
+        with_split = any(item.get("split") is not None for item in skipped)
+        lines += ["", "## Skipped", "", "Not scored: the figures above leave these clips out.", ""]
+        lines += _table(
+            ["clip", *(["split"] if with_split else []), "reason"],
+            "lll" if with_split else "ll",
+            ([_escape(item["clip_id"]), *([_escape(item.get("split"))] if with_split else []), _escape(item["reason"])]
+             for item in skipped),
+        )
 
     if figures:
         lines += ["", "## Confusions", ""]

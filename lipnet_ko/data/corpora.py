@@ -26,7 +26,7 @@ import numpy as np
 from lipnet_ko.data.clips import Clip, ManifestError, read_manifest
 from lipnet_ko.files import write_json_atomic
 from lipnet_ko.text.normalize import normalize_english, normalize_text
-from lipnet_ko.video.reader import VideoError, find_videos, probe
+from lipnet_ko.video.reader import VIDEO_EXTENSIONS, VideoError, find_videos, probe
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ GRID_WORDS = (
     },
     {"a": "again", "n": "now", "p": "please", "s": "soon"},
 )
+MISSING_VIDEO = "video file does not exist"  # skip reason of a manifest clip whose video is not there
+EXAMPLES_SHOWN = 3  # paths quoted when many files share one problem
+
 GRID_SILENCE = ("sil", "sp")
 GRID_ALIGN_UNITS_PER_SECOND = 25_000  # .align times: 1000 units = one frame at 25 fps
 
@@ -69,10 +72,18 @@ class CorpusScan:
     clips: list[Clip] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # {"path": str, "reason": str}
     box_orders: Counter = field(default_factory=Counter)  # AIHub: labels whose lip boxes read as "yxyx" / "xyxy"
+    filtered: int = 0  # AIHub: videos left out on purpose by the angle/noise/speaker filters (not failures)
+    problem: str = ""  # when no clip was found: what was looked for and what was found instead
 
-    def skip(self, path: str | Path, reason: str) -> None:
+    def skip(self, path: str | Path, reason: str, *, log_it: bool = True) -> None:
         self.skipped.append({"path": str(path), "reason": reason})
-        log.warning("skipping %s: %s", path, reason)
+        if log_it:
+            log.warning("skipping %s: %s", path, reason)
+
+    @property
+    def missing_videos(self) -> list[str]:
+        """Video files that manifest clips name but that do not exist, each once, in manifest order."""
+        return list(dict.fromkeys(s["path"] for s in self.skipped if s["reason"] == MISSING_VIDEO))
 
     @property
     def box_order(self) -> str | None:
@@ -106,6 +117,9 @@ class CorpusScan:
             "skipped": self.skipped,
             "box_order": self.box_order,
             "box_order_counts": dict(self.box_orders),
+            "missing_videos": len(self.missing_videos),
+            "filtered_out": self.filtered,
+            "problem": self.problem or None,
         }
 
 
@@ -127,6 +141,8 @@ def scan(spec: str, **options) -> CorpusScan:
     kind, path = parse_spec(spec)
     if not path.exists():
         raise FileNotFoundError(f"{spec}: {path} does not exist")
+    if kind != "manifest" and not path.is_dir():
+        raise ValueError(f"{spec}: {path} is a file; {kind}:PATH takes the corpus folder")
     if kind == "aihub":
         return scan_aihub(path, **options)
     if kind == "grid":
@@ -135,12 +151,35 @@ def scan(spec: str, **options) -> CorpusScan:
         result = scan_aihub(path, **{"angles": None, **options})
         result.spec = spec
         return result
-    result = CorpusScan(spec)
-    manifest = path / "manifest.jsonl" if path.is_dir() else path
+    return scan_manifest(path / "manifest.jsonl" if path.is_dir() else path, spec)
+
+
+def scan_manifest(manifest: Path, spec: str | None = None) -> CorpusScan:
+    """Clips of a manifest whose video files exist; the others are skipped as missing (:data:`MISSING_VIDEO`).
+
+    Raises ValueError when the manifest itself is unreadable or malformed (the message names the line).
+    """
+    result = CorpusScan(spec or f"manifest:{manifest}")
     try:
-        result.clips = read_manifest(manifest)
+        clips = read_manifest(manifest)
     except ManifestError as error:
         raise ValueError(str(error)) from None
+    exists: dict[Path, bool] = {}
+    for clip in clips:
+        if exists.setdefault(clip.video, clip.video.is_file()):
+            result.clips.append(clip)
+        else:
+            result.skip(clip.video, MISSING_VIDEO, log_it=False)  # one warning for all of them, below
+    missing = result.missing_videos
+    if missing:
+        gone = len(clips) - len(result.clips)
+        log.warning("skipping %d of %d clips of %s: their %d video files do not exist, e.g. %s",
+                    gone, len(clips), manifest, len(missing), ", ".join(missing[:EXAMPLES_SHOWN]))  # fmt: skip
+    if not clips:
+        result.problem = f"{manifest} has no clip rows"
+    elif not result.clips:
+        result.problem = (f"every clip of {manifest} names a video that does not exist ({len(missing)} files, e.g. "
+                          f"{', '.join(missing[:EXAMPLES_SHOWN])}); relative paths start at the manifest's folder")  # fmt: skip
     return result
 
 
@@ -263,21 +302,59 @@ def scan_aihub(root: Path, *, angles: Iterable[str] | None = ("A",), noise: Iter
     angles = None if angles is None else set(angles)
     noise = None if noise is None else {int(n) for n in noise}
     speakers = None if speakers is None else set(speakers)
+    named: list[re.Match] = []
+    labelled = 0
     for video in videos:
         meta = AIHUB_STEM.match(video.stem)
         if meta is None:
             result.skip(video, "file name does not follow lip_{J|K}_{noise}_{F|M}_{age}_{speaker}_{angle}_{session}")
             continue
+        named.append(meta)
         if (angles is not None and meta.group("angle") not in angles) \
                 or (noise is not None and int(meta.group("noise")) not in noise) \
                 or (speakers is not None and meta.group("speaker") not in speakers):  # fmt: skip
+            result.filtered += 1
             continue  # filtered out on purpose, not a failure
         label = labels.get(video.stem)
         if label is None:
             result.skip(video, f"no label {video.stem}.json found under {root}")
             continue
+        labelled += 1
         result.clips += read_aihub_label(label, video, result, normalize_options=normalize_options)
+    if not result.clips:
+        filters = {"angle": angles, "noise": None if noise is None else {str(n) for n in noise}, "speaker": speakers}
+        result.problem = _aihub_problem(root, videos, labels, named, labelled, result, filters)
     return result
+
+
+def _count_by_suffix(paths: Sequence[Path]) -> str:
+    """``"3 .mp4, 1 .avi"``; ``"0 video files"`` when empty."""
+    counts = Counter(p.suffix.lower() for p in paths)
+    return ", ".join(f"{n} {suffix}" for suffix, n in counts.most_common()) if counts else "0 video files"
+
+
+def _aihub_problem(root: Path, videos: list[Path], labels: dict[str, Path], named: list[re.Match], labelled: int,
+                   result: CorpusScan, filters: dict[str, set | None]) -> str:  # fmt: skip
+    """Why an AIHub scan found no clip: what it looked for, and what it found instead."""
+    looked_for = f"no lip_*.mp4 video with a same-stem .json label under {root}"
+    if labelled:
+        return f"none of the {labelled} labelled videos under {root} gave a usable clip (see the skipped reasons)"
+    if named and result.filtered == len(named):
+        used = {name: values for name, values in filters.items() if values is not None}
+        kept = "; ".join(f"{name} {', '.join(sorted(map(str, values)))}" for name, values in used.items())
+        found = "; ".join(f"{name} {', '.join(sorted({m.group(name) for m in named}))}" for name in used)
+        return f"{looked_for} that the filters keep ({kept}): the {len(named)} lip_*.mp4 videos found have {found}"
+    if named:
+        example = f" (e.g. {next(iter(labels.values())).name})" if labels else ""
+        unlabelled = len(named) - result.filtered
+        return f"{looked_for}: none of the {unlabelled} lip_*.mp4 videos has one; found {len(labels)} .json{example}"
+    found = f"found {_count_by_suffix(videos)} and {len(labels)} .json"
+    if videos:
+        found += f"; video names must look like lip_K_5_M_06_C920_A_001.mp4, unlike {videos[0].name}"
+    elif not labels:
+        others = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        found += f" ({len(others)} other files{f', e.g. {others[0].name}' if others else ''})"
+    return f"{looked_for}; {found}"
 
 
 # ---------------------------------------------------------------- GRID
@@ -339,7 +416,13 @@ def scan_grid(root: Path, *, trim_silence: bool = False) -> CorpusScan:
         result.clips.append(Clip(video=video, start=start, end=end, text=text, speaker=video.parent.name,
                                  clip_id=f"{video.parent.name}/{video.stem}"))  # fmt: skip
     if not result.clips and not result.skipped:
+        others = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        result.problem = (f"no video file ({', '.join(VIDEO_EXTENSIONS)}) under {root}; found {len(others)} other files"
+                          f"{f', e.g. {others[0].name}' if others else ''}")  # fmt: skip
         result.skip(root, "no video files found")
+    elif not result.clips:
+        videos = len(result.skipped)
+        result.problem = f"none of the {videos} videos under {root} has a usable transcript (see the skipped reasons)"
     return result
 
 
@@ -424,32 +507,65 @@ def configure_parser(parser) -> None:
 
 def _scan_from_args(args) -> CorpusScan:
     options = {}
-    if args.spec.startswith("aihub:") and getattr(args, "angles", "A") != "all":
-        options["angles"] = tuple(getattr(args, "angles", "A"))
+    if args.spec.startswith("aihub:"):
+        angles = getattr(args, "angles", "A")  # `data split` has no --angles: the frontal default, as training reads it
+        if angles != "all" and not re.fullmatch(r"[A-I]+", angles):
+            raise ValueError(f"--angles takes camera angles A-I (e.g. A or ABC) or 'all', got {angles!r}")
+        options["angles"] = None if angles == "all" else tuple(angles)
     return scan(args.spec, **options)
 
 
+def _print_inspection(result: CorpusScan) -> None:
+    summary = result.summary()
+    print(f"{summary['spec']}: {summary['clips']} clips, {summary['speakers']} speakers, {summary['seconds'] / 3600:.3f} hours")
+    for order, count in result.box_orders.items():
+        corners = "y_top, x_left, y_bottom, x_right" if order == "yxyx" else "x_left, y_top, x_right, y_bottom"
+        print(f"lip boxes read as {order} ({corners}) in {count} labels")
+    missing = result.missing_videos
+    if missing:
+        clips = sum(item["reason"] == MISSING_VIDEO for item in result.skipped)
+        examples = ", ".join(missing[:EXAMPLES_SHOWN])
+        print(f"missing: {clips} clips name {len(missing)} video files that do not exist, e.g. {examples}")
+    for item in result.skipped:
+        if item["reason"] != MISSING_VIDEO:
+            print(f"skipped {item['path']}: {item['reason']}")
+    if result.filtered:
+        print(f"{result.filtered} videos left out by the camera-angle filter (--angles all keeps them)")
+    print(f"{len(result.skipped)} skipped")
+
+
 def run(args) -> int:
+    """``lipnet-ko data inspect|split SPEC``.
+
+    Exit 0 when every file of the corpus gave clips; 1 when some were skipped (each is logged as it is
+    found and listed by ``inspect``); 2 when the spec gives no usable clip (one ``error:`` line says what
+    was looked for and what was found), or is bad or unreadable.
+    """
     try:
         result = _scan_from_args(args)
     except (ValueError, FileNotFoundError) as error:
-        print(f"lipnet-ko data: error: {error}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     if args.action == "inspect":
-        summary = result.summary()
         if args.json:
-            print(json.dumps(summary, ensure_ascii=False, indent=1))
+            print(json.dumps(result.summary(), ensure_ascii=False, indent=1))
         else:
-            print(f"{summary['spec']}: {summary['clips']} clips, {summary['speakers']} speakers,"
-                  f" {summary['seconds'] / 3600:.3f} hours")
-            for order, count in result.box_orders.items():
-                corners = "y_top, x_left, y_bottom, x_right" if order == "yxyx" else "x_left, y_top, x_right, y_bottom"
-                print(f"lip boxes read as {order} ({corners}) in {count} labels")
-            for item in result.skipped:
-                print(f"skipped {item['path']}: {item['reason']}")
-            print(f"{len(result.skipped)} skipped")
-        return 0 if result.clips else 1
-    split = (split_by_speaker if args.by == "speaker" else split_by_utterance)(result.clips, args.held_out, args.seed)
-    write_split(args.out, split, spec=args.spec, by=args.by, held_out=args.held_out, seed=args.seed)
-    print(", ".join(f"{name}: {len(clips)} clips" for name, clips in split.items()) + f" -> {args.out}")
-    return 0
+            _print_inspection(result)
+    if not result.clips:
+        hint = ""
+        if result.filtered and args.action == "inspect":
+            hint = f"; {result.filtered} videos of other camera angles were left out: --angles all keeps them"
+        problem = result.problem or f"{len(result.skipped)} skipped"
+        print(f"error: {result.spec}: no usable clip: {problem}{hint}", file=sys.stderr)
+        return 2
+    if args.action == "split":
+        try:
+            split = (split_by_speaker if args.by == "speaker" else split_by_utterance)(result.clips, args.held_out, args.seed)
+            write_split(args.out, split, spec=args.spec, by=args.by, held_out=args.held_out, seed=args.seed)
+        except (ValueError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(", ".join(f"{name}: {len(clips)} clips" for name, clips in split.items()) + f" -> {args.out}")
+        if result.skipped:
+            print(f"{len(result.skipped)} skipped (left out of the split; `lipnet-ko data inspect {args.spec}` lists why)")
+    return 1 if result.skipped else 0

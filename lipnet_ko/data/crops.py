@@ -415,8 +415,16 @@ def _default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+EXIT_STATUS_HELP = (
+    "Exit status: 0 when every clip was cropped (or already done); 1 when any clip failed: the others are "
+    "still cropped, each failure is reported, and the summary and report list them; 2 when nothing was done "
+    "(bad options or inputs); 130 when interrupted."
+)
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Adds the ``lipnet-ko preprocess`` arguments."""
+    parser.epilog = EXIT_STATUS_HELP
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="video files, folders (searched recursively), manifests (.csv/.jsonl), or KIND:PATH")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the .npz files and the report")
@@ -451,21 +459,25 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs ``lipnet-ko preprocess``. Exit code: 0 unless every clip failed (1), misuse (2), or Ctrl-C (130)."""
+    """Runs ``lipnet-ko preprocess``; returns the exit status of ``EXIT_STATUS_HELP``.
+
+    0: every clip done or already done; 1: at least one clip failed (after every other clip was processed
+    and the summary and report written); 2: misuse, nothing done; 130: interrupted (Ctrl-C or SIGTERM).
+    """
     try:
         if args.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
         config = config_from_args(args)
         clips = expand_inputs(args.inputs)
     except (ValueError, ManifestError) as error:
-        print(f"lipnet-ko preprocess: error: {error}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     if not clips:
-        print(f"lipnet-ko preprocess: error: no videos found in {' '.join(args.inputs)}", file=sys.stderr)
+        print(f"error: no videos found in {' '.join(args.inputs)}", file=sys.stderr)
         return 2
     out_dir: Path = args.out
     if out_dir.exists() and not out_dir.is_dir():
-        print(f"lipnet-ko preprocess: error: --out {out_dir} exists and is not a folder", file=sys.stderr)
+        print(f"error: --out {out_dir} exists and is not a folder", file=sys.stderr)
         return 2
     out_dir.mkdir(parents=True, exist_ok=True)
     logger.info("%d clips -> %s with %d worker(s)", len(clips), out_dir, args.jobs)
@@ -494,6 +506,4 @@ def run(args: argparse.Namespace) -> int:
             print(f"  failed {entry['clip_id']}: {entry['reason']}")
     if interrupted:
         return 130
-    if counts["failed"] and not counts["done"] and not counts["skipped"]:
-        return 1
-    return 0
+    return 1 if counts["failed"] else 0

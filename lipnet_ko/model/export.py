@@ -204,6 +204,42 @@ def _move_into_place(built: Path, out: Path) -> None:
         shutil.rmtree(old)
 
 
+def _unwritable(out: Path, error: OSError) -> OSError:
+    """An OSError whose message names the export folder and why it cannot be written (one line)."""
+    for ancestor in (out, *out.parents):
+        if ancestor.exists() and not ancestor.is_dir():
+            return OSError(f"cannot write the export folder {out}: {ancestor} is a file, not a folder")
+        if ancestor.exists():
+            break
+    return OSError(f"cannot write the export folder {out}: {error.strerror or error}")
+
+
+def _about_export_folder(error: OSError, out: Path, built: Path) -> bool:
+    """Whether ``error`` came from writing the export (its temporary folder, the folder, the old export moved
+    aside) rather than from reading the run; an error naming no file (a full disk during ``write``) counts."""
+    names = [str(name) for name in (error.filename, error.filename2) if name is not None]
+    if not names:
+        return True
+    aside = str(out.with_name(f".{out.name}."))  # _move_into_place's ".NAME.<pid>.old"
+    return any(name.startswith((str(built), str(out), aside)) for name in names)
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """``folder`` and its missing parents, created; returns those it created, deepest first (for cleaning up)."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    for path in reversed(created):
+        path.mkdir(exist_ok=True)
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first; a folder something else wrote into since is kept
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
 def export(run_dir: str | Path | None, fmt: str, out: str | Path | None = None) -> dict:
     """Export a trained Keras model to a self-contained folder, checked against the original.
 
@@ -218,9 +254,11 @@ def export(run_dir: str | Path | None, fmt: str, out: str | Path | None = None) 
         the ``export.json`` payload, plus ``"path"``: where the export was written.
 
     Raises:
-        ValueError: unknown ``fmt``, or ``run_dir`` is not a Keras model.
+        ValueError: unknown ``fmt``, or ``run_dir`` is not a Keras model or cannot be read (see ``load_recognizer``).
         FileNotFoundError: no model at ``run_dir`` (see ``load_recognizer``).
         FileExistsError: ``out`` exists and is not an export folder.
+        OSError: ``out`` cannot be written (a parent is a file, no permission, disk full); the message names
+            the folder and why. Nothing is left behind, not even parent folders this call created.
         RuntimeError: a float32 export does not reproduce the Keras logits within ``FLOAT32_ATOL``.
     """
     if fmt not in FORMATS:
@@ -233,10 +271,15 @@ def export(run_dir: str | Path | None, fmt: str, out: str | Path | None = None) 
     if out.exists() and not (out / EXPORT_MANIFEST).is_file():
         raise FileExistsError(f"{out} exists and is not an export folder; choose another --out or remove it")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    created: list[Path] = []
     built = temp_path(out)
-    shutil.rmtree(built, ignore_errors=True)
-    built.mkdir()
+    try:
+        created = _make_parents(out.parent)
+        shutil.rmtree(built, ignore_errors=True)
+        built.mkdir()
+    except OSError as error:
+        _remove_empty(created)
+        raise _unwritable(out, error) from None
     try:
         dtypes = _write_model(recognizer, fmt, built)
         for name in SIDE_FILES:
@@ -278,8 +321,15 @@ def export(run_dir: str | Path | None, fmt: str, out: str | Path | None = None) 
         manifest["check"] = {"probe_lengths": list(PROBE_LENGTHS), "float32_atol": FLOAT32_ATOL}
         write_json_atomic(built / EXPORT_MANIFEST, manifest)
         _move_into_place(built, out)
+    except OSError as error:
+        shutil.rmtree(built, ignore_errors=True)
+        _remove_empty(created)
+        if not _about_export_folder(error, out, built):
+            raise  # e.g. a file of the run that cannot be read: its own message names it
+        raise _unwritable(out, error) from None
     except BaseException:
         shutil.rmtree(built, ignore_errors=True)
+        _remove_empty(created)
         raise
     return {**manifest, "path": str(out)}
 
@@ -304,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
     """``lipnet-ko export RUN_DIR --format FMT [--out DIR]``: write the export, print its files and sizes."""
     try:
         manifest = export(args.run_dir, args.format, args.out)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
+    except (OSError, ValueError) as error:  # FileNotFoundError, FileExistsError, an unwritable --out, a damaged model
         print(f"error: {error}", file=sys.stderr)
         return 2
     except RuntimeError as error:

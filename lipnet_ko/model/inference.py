@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +33,9 @@ TFLITE_FILE = "model.tflite"  # float32; export also writes TFLITE_FP16_FILE bes
 TFLITE_FP16_FILE = "model_fp16.tflite"
 EXPORT_MANIFEST = "export.json"
 SERVING_SIGNATURE = "serving_default"  # SavedModel and TFLite: crops uint8 [B, T, H, W, C], crop_lengths int32 [B]
+KERAS_ARCHIVE_MEMBERS = ("config.json", "model.weights.h5")  # what Keras 3 writes into every .keras zip
+COPY_HINT = "was it copied whole?"
+SAVED_MODEL_FILES = ["saved_model.pb", "variables/variables.index"]  # what tf.saved_model.load reads first
 
 
 class Recognizer:
@@ -195,7 +199,13 @@ class _SavedModelBackend:
     def __init__(self, path: Path):
         import tensorflow as tf
 
-        self._loaded = tf.saved_model.load(str(path))  # keep a reference: the signature does not own the variables
+        try:
+            self._loaded = tf.saved_model.load(str(path))  # keep a reference: the signature does not own the variables
+        except Exception as error:  # OSError, IndexError, tf.errors.*, a protobuf DecodeError: all mean "damaged"
+            raise ValueError(
+                f"cannot read the SavedModel in {path}: {_first_line(error)} ({COPY_HINT} export it again with "
+                "`lipnet-ko export`)"
+            ) from None
         try:
             self._serve = self._loaded.signatures[SERVING_SIGNATURE]
         except KeyError:
@@ -209,18 +219,38 @@ class _SavedModelBackend:
         return outputs["logits"].numpy()
 
 
+def _first_line(error: BaseException) -> str:
+    """An exception as one line: its first non-empty line, prefixed by its type."""
+    text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def _tflite_interpreter(path: Path):
-    """An interpreter from ``ai_edge_litert`` when installed, else ``tf.lite.Interpreter``."""
+    """An interpreter from ``ai_edge_litert`` when installed, else ``tf.lite.Interpreter``.
+
+    The model is passed as bytes, not as a path: only then does the interpreter verify the flatbuffer, so a
+    truncated or damaged file raises ValueError instead of crashing the process (it segfaults from a path).
+    """
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"cannot read the TFLite model {path}: {error.strerror or error}") from None
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         import tensorflow as tf
 
+        Interpreter = tf.lite.Interpreter
+    try:
         with warnings.catch_warnings():
             # tf.lite.Interpreter warns on every construction that it moves to ai_edge_litert; it still works.
             warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
-            return tf.lite.Interpreter(model_path=str(path))
-    return Interpreter(model_path=str(path))
+            return Interpreter(model_content=content)
+    except ValueError as error:  # "The model is not a valid Flatbuffer buffer", "... identifier ..., should be 'TFL3'"
+        raise ValueError(
+            f"cannot read the TFLite model {path}: not a valid TFLite file ({len(content)} bytes): "
+            f"{_first_line(error)} ({COPY_HINT})"
+        ) from None
 
 
 class _TFLiteBackend:
@@ -268,15 +298,17 @@ def _locate(path: Path) -> tuple[str, Path, Path]:
         return formats[path.suffix], path, path.parent
     manifest = path / EXPORT_MANIFEST
     if manifest.is_file():
-        fmt = json.loads(manifest.read_text(encoding="utf-8")).get("format")
+        fmt = _read_json(manifest).get("format")
         if fmt not in FORMATS:
             raise ValueError(f"{manifest}: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-        model = {"keras": path / KERAS_FILE, "savedmodel": path, "tflite": path / TFLITE_FILE}[fmt]
-        if not model.exists():
+        needed = {"keras": [KERAS_FILE], "savedmodel": SAVED_MODEL_FILES, "tflite": [TFLITE_FILE]}[fmt]
+        missing = [name for name in needed if not (path / name).is_file()]
+        if missing:
             raise FileNotFoundError(
-                f"{path} is a {fmt} export but {model.name} is missing; export it again with `lipnet-ko export`"
+                f"{path} is a {fmt} export but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing; "
+                "export it again with `lipnet-ko export`"
             )
-        return fmt, model, path
+        return fmt, path if fmt == "savedmodel" else path / needed[0], path
     run = RunFolder(path)
     if run.model_keras.is_file():
         return "keras", run.model_keras, path
@@ -296,6 +328,30 @@ def write_side_files(folder: str | Path, config: ModelConfig, tokenizer, preproc
     (folder / PREPROCESS_FILE).write_text(preprocess.to_json(), encoding="utf-8")
 
 
+def _read_json(path: Path) -> dict:
+    """A JSON object file; anything else is a ValueError that names the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # ValueError: JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"cannot read {path}: {_first_line(error)} ({COPY_HINT})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"cannot read {path}: expected a JSON object, got a {type(data).__name__} ({COPY_HINT})")
+    return data
+
+
+def _read_side_file(path: Path, read):
+    """``read(path)``, with any failure of a readable-but-wrong file turned into a ValueError naming ``path``."""
+    try:
+        return read(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+        message = str(error)
+        if str(path) in message:  # already names the file (as _read_json does)
+            raise ValueError(message) from None
+        raise ValueError(f"cannot read {path}: {_first_line(error)} ({COPY_HINT})") from None
+
+
 def _read_side_files(folder: Path) -> tuple[ModelConfig, object, PreprocessConfig]:
     missing = [name for name in SIDE_FILES if not (folder / name).is_file()]
     if missing:
@@ -303,9 +359,9 @@ def _read_side_files(folder: Path) -> tuple[ModelConfig, object, PreprocessConfi
             f"{folder} lacks {', '.join(missing)}: a model can only be used with the config, tokenizer and crop "
             "settings it was trained with; copy them from its training run folder"
         )
-    config = ModelConfig.from_dict(json.loads((folder / MODEL_CONFIG_FILE).read_text(encoding="utf-8")))
-    tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
-    preprocess = PreprocessConfig.from_json((folder / PREPROCESS_FILE).read_text(encoding="utf-8"))
+    config = _read_side_file(folder / MODEL_CONFIG_FILE, lambda p: ModelConfig.from_dict(_read_json(p)))
+    tokenizer = _read_side_file(folder / TOKENIZER_FILE, lambda p: load_tokenizer(p))
+    preprocess = _read_side_file(folder / PREPROCESS_FILE, lambda p: PreprocessConfig.from_json(p.read_text(encoding="utf-8")))
     if tokenizer.vocab_size != config.vocabulary_size:
         raise ValueError(
             f"model and tokenizer do not match in {folder}: {MODEL_CONFIG_FILE} has vocabulary_size="
@@ -314,12 +370,54 @@ def _read_side_files(folder: Path) -> tuple[ModelConfig, object, PreprocessConfi
     return config, tokenizer, preprocess
 
 
+def _check_keras_archive(path: Path) -> None:
+    """Raise a ValueError that says what is wrong with a ``.keras`` file Keras cannot open.
+
+    Keras reports any file that is not a zip archive as "File not found", even when it is there but
+    empty, truncated or something else; this names the real problem first.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as error:
+        raise ValueError(f"cannot read the model {path}: {error.strerror or error}") from None
+    if not zipfile.is_zipfile(path):
+        if size == 0:
+            why = "the file is empty"
+        elif head.startswith(b"PK"):
+            why = f"a zip archive cut short ({size} bytes, its end is missing)"
+        elif head == b"\x89HDF":
+            why = "an HDF5 file (a legacy .h5 model, not a .keras archive)"
+        else:
+            why = f"{size} bytes that are not a zip archive"
+        raise ValueError(f"cannot read the model {path}: not a Keras archive: {why} ({COPY_HINT})")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            missing = [name for name in KERAS_ARCHIVE_MEMBERS if name not in archive.namelist()]
+            if missing:
+                raise ValueError(
+                    f"cannot read the model {path}: not a Keras archive: the zip has no {', '.join(missing)} ({COPY_HINT})"
+                )
+            damaged = archive.testzip()  # reads every member and checks its CRC
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ValueError(f"cannot read the model {path}: damaged Keras archive: {error} ({COPY_HINT})") from None
+    if damaged is not None:
+        raise ValueError(
+            f"cannot read the model {path}: damaged Keras archive: {damaged} fails its checksum ({COPY_HINT})"
+        )
+
+
 def _load_keras(path: Path, config: ModelConfig):
     import keras
 
     from lipnet_ko.model.network import LipNet  # registers the class, so load_model needs no custom_objects
 
-    model = keras.saving.load_model(path, compile=False)
+    _check_keras_archive(path)
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # e.g. OSError from h5py for a damaged weights file, KeyError, TypeError from a config
+        raise ValueError(f"cannot read the model {path}: {_first_line(error)} ({COPY_HINT})") from None
     if not isinstance(model, LipNet):
         raise ValueError(f"{path} holds a {type(model).__name__}, not a lipnet_ko LipNet")
     if model.config != config:
@@ -341,8 +439,10 @@ def load_recognizer(path: str | Path | None = None) -> Recognizer:
         a :class:`Recognizer`.
 
     Raises:
-        FileNotFoundError: nothing loadable at ``path``, or a side file is missing.
-        ValueError: the model, its config and its tokenizer do not belong together.
+        FileNotFoundError: nothing loadable at ``path``, or a side file is missing (the message names it).
+        ValueError: a model file or side file that is there but cannot be read (empty, truncated, damaged,
+            not what its name says; the message names the file and why), or the model, its config and its
+            tokenizer do not belong together.
     """
     if path is None:
         latest = RunFolder.latest().path

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Literal, Sequence
 
 import editdistance
+import numpy as np
 
 from lipnet_ko.text.normalize import normalize_for_metrics
 from lipnet_ko.text.hangul import to_jamo
@@ -88,47 +89,149 @@ def wer(
     return _rate([(r.split(), h.split()) for r, h in zip(refs, hyps)], average)
 
 
+_INF = 1 << 30  # an unreachable cell: above any distance, and _INF + 1 still fits the int32 rows
+_NUMPY_MIN_WIDTH = 48  # bands at least this many columns wide are computed with numpy, narrower ones in plain Python
+
+
+def _alignment_band(n: int, m: int, distance: int) -> tuple[int, int]:
+    """The diagonals ``k = i - j`` that an optimal alignment of lengths ``n``, ``m`` at ``distance`` edits can visit.
+
+    A path through cell (i, j) costs at least ``|k|`` to get there and ``|(n - m) - k|`` to finish, so a cell
+    with ``|k| + |n - m - k| > distance`` lies on no optimal path (Ukkonen 1985, "Algorithms for approximate
+    string matching").
+    """
+    delta = n - m
+    return -((distance - delta) // 2), (distance + delta) // 2  # ceil((delta - D) / 2), floor((delta + D) / 2)
+
+
+def align_characters(reference: str, hypothesis: str) -> list[int]:
+    """Levenshtein alignment: for each hypothesis character, the index of its reference character, or -1.
+
+    -1 marks an inserted character; a match or a substitution gives the reference index. Of the optimal
+    alignments, this is the one a backtrace of the full table from the end picks when it prefers a diagonal
+    move (match/substitution), then an insertion, then a deletion. The full table is never held: only the
+    band of diagonals that optimal paths can use is computed (its width is set by the distance, which
+    ``editdistance`` gives first), one row in ``sqrt(n)`` is kept, and the backtrace recomputes one block of
+    rows at a time. Memory: about ``2 * sqrt(n) * band`` numbers, ``band <= min(n, m) + 1``; time: about
+    twice the band's area (in numpy for wide bands), after ``editdistance``'s own ``n * m`` steps in C.
+    """
+    n, m = len(reference), len(hypothesis)
+    if n + m >= _INF:
+        raise ValueError(f"texts of {n} and {m} characters are too long to align (at most {_INF - 1} together)")
+    if reference == hypothesis:
+        return list(range(m))
+    if n == 0 or m == 0:
+        return [-1] * m
+    distance = editdistance.eval(reference, hypothesis)
+    owner = _banded_alignment(reference, hypothesis, distance)
+    if owner is None:  # the band was too narrow for the distance found: it was an underestimate
+        owner = _banded_alignment(reference, hypothesis, max(n, m))
+    return owner
+
+
+def _banded_alignment(reference: str, hypothesis: str, distance: int) -> list[int] | None:
+    """:func:`align_characters` inside the band for ``distance``; None if the best path in it costs more.
+
+    Rows are stored by diagonal: index ``t`` of row ``i`` is column ``j = i - k_max + t``, so the cell above
+    (i - 1, j) is ``t + 1`` of the previous row, the diagonal one (i - 1, j - 1) is ``t`` and the left one is
+    ``t - 1``. Cells outside the band hold _INF or more; cells right of the last column may hold anything
+    (no cell of the table reads them).
+    """
+    n, m = len(reference), len(hypothesis)
+    k_min, k_max = _alignment_band(n, m, distance)
+    width = k_max - k_min + 1
+    block = max(1, math.isqrt(n))  # rows per checkpoint
+    if width >= _NUMPY_MIN_WIDTH:
+        hyp_codes = np.full(m + 2 * width + 1, -1, dtype=np.int32)  # hyp_codes[width + j] = hypothesis[j - 1]
+        hyp_codes[width + 1 : width + 1 + m] = [ord(ch) for ch in hypothesis]
+        ref_codes = [ord(ch) for ch in reference]
+        steps = np.arange(width, dtype=np.int32)
+        work = np.empty((2, width), dtype=np.int32)
+
+        def new_rows(count: int):
+            return np.full((count, width), _INF, dtype=np.int32)
+
+        def next_row(prev: np.ndarray, i: int, out: np.ndarray) -> None:
+            up, diag = work
+            first = width + i - k_max
+            np.add(prev[1:], 1, out=up[:-1])
+            up[-1] = _INF
+            np.add(prev, hyp_codes[first : first + width] != ref_codes[i - 1], out=diag)
+            # row[t] = min(x[t], row[t - 1] + 1) is a running minimum of x[t] - t, shifted back by t
+            np.minimum(up, diag, out=up)
+            up -= steps
+            np.minimum.accumulate(up, out=out)
+            out += steps
+
+    else:
+
+        def new_rows(count: int):
+            return [[_INF] * width for _ in range(count)]
+
+        def next_row(prev: list, i: int, out: list) -> None:
+            base, ref_char, left = i - k_max, reference[i - 1], _INF
+            for t in range(max(0, -base), min(width - 1, m - base) + 1):
+                up = prev[t + 1] + 1 if t + 1 < width else _INF
+                diag = prev[t] + (ref_char != hypothesis[base + t - 1]) if base + t > 0 else _INF
+                left = min(diag, up, left + 1)
+                out[t] = left
+
+    checkpoints = new_rows(n // block + 1)
+    for j in range(min(m, -k_min) + 1):
+        checkpoints[0][j + k_max] = j
+    prev, row = new_rows(2)
+    prev[:] = checkpoints[0]
+    for i in range(1, n + 1):
+        next_row(prev, i, row)
+        if i % block == 0:
+            checkpoints[i // block][:] = row
+        prev, row = row, prev
+    if prev[m - n + k_max] > distance:
+        return None
+    owner = [-1] * m
+    rows = new_rows(block + 1)
+    i, j = n, m
+    while i > 0 and j > 0:
+        top = (i - 1) // block * block
+        rows[0][:] = checkpoints[top // block]
+        for k in range(top + 1, i + 1):
+            next_row(rows[k - 1 - top], k, rows[k - top])
+        while i > top and j > 0:
+            row, prev = rows[i - top], rows[i - 1 - top]
+            t = j - i + k_max  # (i, j) lies on an optimal path, so inside the band
+            here = row[t]
+            if prev[t] + (reference[i - 1] != hypothesis[j - 1]) == here:
+                owner[j - 1] = i - 1
+                i, j = i - 1, j - 1
+            elif t > 0 and row[t - 1] + 1 == here:
+                j -= 1
+            else:
+                i -= 1
+    return owner
+
+
 def respace(reference: str, hypothesis: str) -> str:
     """Re-space ``hypothesis`` to the word boundaries of ``reference`` through a character alignment.
 
-    Each hypothesis character aligned to a reference character (match or substitution) joins that
-    character's word; an inserted character joins the word of the character before it (the first
-    word when there is none). Characters, and so CER, are unchanged; only spaces move.
+    Each hypothesis character aligned to a reference character (match or substitution, by
+    :func:`align_characters`) joins that character's word; an inserted character joins the word of the
+    character before it (the first word when there is none). Characters, and so CER, are unchanged; only
+    spaces move. Memory stays near linear in the text's length (a 36,000-character line takes a few
+    tens of MB).
     """
     ref_words = reference.split()
     word_of = [i for i, word in enumerate(ref_words) for _ in word]
-    ref, hyp = "".join(ref_words), _chars(hypothesis)
-    n, m = len(ref), len(hyp)
-    # Levenshtein table, then a backtrace that prefers diagonal moves (match/substitution).
-    dist = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        dist[i][0] = i
-    for j in range(m + 1):
-        dist[0][j] = j
-    for i in range(1, n + 1):
-        row, prev = dist[i], dist[i - 1]
-        for j in range(1, m + 1):
-            row[j] = min(prev[j - 1] + (ref[i - 1] != hyp[j - 1]), prev[j] + 1, row[j - 1] + 1)
-    owner = [-1] * m  # reference word of each hypothesis character; -1 for insertions
-    i, j = n, m
-    while i > 0 or j > 0:
-        if i > 0 and j > 0 and dist[i][j] == dist[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
-            owner[j - 1] = word_of[i - 1]
-            i, j = i - 1, j - 1
-        elif j > 0 and dist[i][j] == dist[i][j - 1] + 1:
-            j -= 1
-        else:
-            i -= 1
-    words: list[str] = []
+    hyp = _chars(hypothesis)
+    owner = align_characters("".join(ref_words), hyp)
+    words: list[list[str]] = []
     current = -2
-    for ch, w in zip(hyp, owner):
-        if w == -1:
-            w = current if current >= 0 else 0
+    for ch, index in zip(hyp, owner):
+        w = word_of[index] if index >= 0 else (current if current >= 0 else 0)
         if w != current:
-            words.append("")
+            words.append([])
             current = w
-        words[-1] += ch
-    return " ".join(words)
+        words[-1].append(ch)
+    return " ".join("".join(word) for word in words)
 
 
 def swer(
@@ -258,14 +361,47 @@ def configure_parser(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
+def _read_lines(path: str) -> list[str]:
+    """Lines of a UTF-8 text file; OSError or ValueError (not UTF-8) with the reason in words."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        raise OSError("no such file") from None
+    except IsADirectoryError:
+        raise OSError("is a folder, not a text file") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start})") from None
+    except OSError as error:
+        raise OSError(error.strerror or str(error)) from None
+
+
 def run(args) -> int:
-    """``lipnet-ko score REF HYP``: corpus figures for two line-aligned text files."""
-    with open(args.references, encoding="utf-8") as f:
-        refs = f.read().splitlines()
-    with open(args.hypotheses, encoding="utf-8") as f:
-        hyps = f.read().splitlines()
+    """``lipnet-ko score REF HYP``: corpus figures for two line-aligned text files.
+
+    Exit 2, with one ``error:`` line and no figures, when a file cannot be read, is empty, or the two
+    files differ in line count.
+    """
+    lines = {}
+    for role, path in (("references", args.references), ("hypotheses", args.hypotheses)):
+        try:
+            lines[role] = _read_lines(path)
+        except (OSError, ValueError) as error:
+            print(f"error: cannot read the {role} file {path}: {error}", file=sys.stderr)
+            return 2
+    refs, hyps = lines["references"], lines["hypotheses"]
+    if not refs and not hyps:
+        print(f"error: {args.references} and {args.hypotheses} are both empty: no utterance to score", file=sys.stderr)
+        return 2
     if len(refs) != len(hyps):
-        print(f"error: {args.references} has {len(refs)} lines but {args.hypotheses} has {len(hyps)}", file=sys.stderr)
+        counts = [(path, len(texts), role) for path, texts, role in
+                  ((args.references, refs, "reference"), (args.hypotheses, hyps, "hypothesis"))]  # fmt: skip
+        empty = [f"{path} is empty" for path, count, _ in counts if count == 0]
+        print(
+            f"error: {'; '.join(empty) + ': ' if empty else ''}{counts[0][0]} has {counts[0][1]} reference lines but "
+            f"{counts[1][0]} has {counts[1][1]} hypothesis lines; give one hypothesis line per reference line, in the same order",
+            file=sys.stderr,
+        )
         return 2
     scores = score_corpus(refs, hyps)
     if args.json:

@@ -54,6 +54,21 @@ LatinPolicy = Literal["spell", "error", "keep"]
 UnknownPolicy = Literal["error", "drop", "keep"]
 
 
+class NormalizationError(ValueError):
+    """A transcript the chosen policy rejects. ``option=value`` is the keyword argument that would accept it.
+
+    ``str(error)`` gives the fix in Python form (``pass unknown='drop'``) for API users;
+    :meth:`message_for_cli` gives it as a command-line flag (``pass --unknown drop``).
+    """
+
+    def __init__(self, problem: str, fix: str, option: str, value: str):
+        self.problem, self.fix, self.option, self.value = problem, fix, option, value
+        super().__init__(f"{problem}; {fix}, or pass {option}={value!r}")
+
+    def message_for_cli(self) -> str:
+        return f"{self.problem}; {self.fix}, or pass --{self.option} {self.value}"
+
+
 def read_integer(n: int) -> str:
     """Sino-Korean reading of a non-negative integer: 0 -> 영, 10 -> 십, 11000 -> 만천, 10**8 -> 일억."""
     if n < 0 or n > MAX_NUMBER:
@@ -118,9 +133,9 @@ def normalize_text(
         text: raw transcript.
         dual: which side of ``(철자)/(발음)`` to keep: ``"pronounced"`` (second) or ``"spelled"`` (first).
         latin: ``"spell"`` Latin letters as Hangul letter names, ``"error"`` to reject them with a
-            ``ValueError``, or ``"keep"`` them lowercased (for metrics on mixed text).
+            :class:`NormalizationError` (a ``ValueError``), or ``"keep"`` them lowercased (for metrics on mixed text).
         unknown: what to do with characters that remain after all rules (neither Hangul syllable nor
-            space): ``"error"`` raises ``ValueError`` naming them, ``"drop"`` removes them with a
+            space): ``"error"`` raises :class:`NormalizationError` naming them, ``"drop"`` removes them with a
             warning in the log, ``"keep"`` leaves them (metrics only; the tokenizer will refuse them).
         read_numbers: read digits out in Sino-Korean; when False, digits count as unknown characters.
 
@@ -147,9 +162,7 @@ def normalize_text(
             out.append(" " if ch.isspace() else ch)
         elif "a" <= ch.lower() <= "z" and ch.isascii():
             if latin == "error":
-                raise ValueError(
-                    f"Latin letter {ch!r} in {original!r}; spell it in Hangul, or pass latin='spell' to read letters out"
-                )
+                raise NormalizationError(f"Latin letter {ch!r} in {original!r}", "spell it in Hangul", "latin", "spell")
             out.append(LATIN_NAMES[ch.lower()] if latin == "spell" else ch.lower())
         elif ch in _SEPARATORS:
             out.append(" ")
@@ -170,7 +183,7 @@ def _apply_unknown_policy(text: str, allowed, unknown: UnknownPolicy, original: 
         return text
     names = ", ".join(f"{ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')})" for ch in bad)
     if unknown == "error":
-        raise ValueError(f"unsupported characters {names} in {original!r}; fix the transcript or pass unknown='drop'")
+        raise NormalizationError(f"unsupported characters {names} in {original!r}", "fix the transcript", "unknown", "drop")
     log.warning("dropping unsupported characters %s from %r", names, original)
     return _fold("".join(" " if ch in bad else ch for ch in text))
 
@@ -206,29 +219,55 @@ def normalize_english(text: str, *, unknown: UnknownPolicy = "error") -> str:
 
 
 def configure_parser(parser) -> None:
-    parser.add_argument("files", nargs="*", help="text files, one transcript a line (default: standard input)")
+    parser.add_argument("files", nargs="*", help="text files, one transcript a line ('-' or none: standard input)")
     parser.add_argument("--dual", choices=["pronounced", "spelled"], default="pronounced",
                         help="which side of (spelled)/(pronounced) to keep")
     parser.add_argument("--latin", choices=["spell", "error", "keep"], default="spell", help="how to treat Latin letters")
     parser.add_argument("--unknown", choices=["error", "drop", "keep"], default="error", help="what to do with other characters")
 
 
+def _read_text(path: str) -> str:
+    """A UTF-8 text file's contents; OSError or ValueError (not UTF-8) with the reason in words."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise OSError("no such file") from None
+    except IsADirectoryError:
+        raise OSError("is a folder, not a text file") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start})") from None
+    except OSError as error:
+        raise OSError(error.strerror or str(error)) from None
+
+
 def run(args) -> int:
-    """``lipnet-ko normalize``: print each input line normalised; report bad lines and go on."""
-    streams = [open(f, encoding="utf-8") for f in args.files] if args.files else [sys.stdin]
+    """``lipnet-ko normalize``: print each input line normalised; report bad lines and go on.
+
+    Every input is read first: a file that cannot be read (missing, a folder, not UTF-8) stops the command
+    before anything is printed (exit 2). A line that cannot be normalised is printed as an empty line, so
+    the output stays line-aligned with the input, and reported on standard error with its file and line
+    number; the command then goes on and ends with a count (exit 1).
+    """
+    inputs = []
+    for path in args.files or ["-"]:
+        try:
+            inputs.append(("<stdin>", sys.stdin.read()) if path == "-" else (path, _read_text(path)))
+        except (OSError, ValueError) as error:
+            print(f"error: cannot read {path}: {error}", file=sys.stderr)
+            return 2
     failures = total = 0
-    for stream in streams:
-        name = getattr(stream, "name", "<stdin>")
-        for lineno, line in enumerate(stream, 1):
+    for name, text in inputs:
+        for lineno, line in enumerate(text.splitlines(), 1):
             total += 1
             try:
                 print(normalize_text(line, dual=args.dual, latin=args.latin, unknown=args.unknown))
-            except ValueError as exc:
+            except ValueError as error:
                 failures += 1
                 print("", flush=True)
-                log.error("%s:%d: %s", name, lineno, exc)
-        if stream is not sys.stdin:
-            stream.close()
+                message = error.message_for_cli() if isinstance(error, NormalizationError) else str(error)
+                print(f"error: {name}:{lineno}: {message}", file=sys.stderr, flush=True)
     if failures:
-        log.error("%d of %d lines could not be normalised (printed as empty lines)", failures, total)
-    return 1 if total and failures == total else 0
+        print(f"error: {failures} of {total} lines could not be normalised (printed as empty lines)", file=sys.stderr)
+        return 1
+    return 0

@@ -82,7 +82,9 @@ class RunData:
 
     splits: dict[str, list[Example]]  # train, val, seen, unseen, free (some may be empty)
     clip_ids: dict[str, list[str]]
-    skipped: list[dict]  # {clip_id or path, reason}
+    # What was left out: {"clip_id", "reason"} (+ "split") for clips of a split that failed preprocessing or loading,
+    # {"path", "reason"} for files the corpus scan skipped (before splitting, so they belong to no split).
+    skipped: list[dict]
     corpus: str  # resolved spec of the main corpus
 
     def summary(self) -> dict:
@@ -177,11 +179,12 @@ def _cache_dir(config: DataConfig, corpus_dir: Path | None, spec: str) -> Path:
 
 
 def _preprocess(clips: list[Clip], cache: Path, preprocess: PreprocessConfig, jobs: int, progress: bool,
-                skipped: list[dict]) -> list[tuple[Path, str]]:  # fmt: skip
+                skipped: list[dict], split: str | None = None) -> list[tuple[Path, str]]:  # fmt: skip
     """Crops every clip once (already-done clips are skipped by ``run_batch``).
 
     Returns:
-        (.npz path, clip id) of the clips whose crops exist; the failed ones are added to ``skipped``.
+        (.npz path, clip id) of the clips whose crops exist; each failed one is added to ``skipped`` as
+        ``{"clip_id", "reason"}``, plus ``"split"`` when ``split`` is given.
     """
     entries, interrupted = run_batch(clips, cache, preprocess, jobs=jobs, progress=progress)
     if interrupted:
@@ -189,14 +192,23 @@ def _preprocess(clips: list[Clip], cache: Path, preprocess: PreprocessConfig, jo
     done = []
     for clip, entry in zip(clips, entries):
         if entry["status"] == "failed":
-            skipped.append({"clip_id": clip.clip_id, "reason": entry.get("reason", "preprocessing failed")})
+            item = {"clip_id": clip.clip_id, "reason": entry.get("reason", "preprocessing failed")}
+            skipped.append(item if split is None else {**item, "split": split})
         else:
             done.append((output_path(cache, clip), clip.clip_id))
     return done
 
 
-def _load(done: list[tuple[Path, str]], tokenizer, in_memory: bool = False) -> tuple[list[Example], list[dict]]:
-    return load_examples([p for p, _ in done], tokenizer, in_memory=in_memory, clip_ids=[c for _, c in done])
+def _load(done: list[tuple[Path, str]], tokenizer, in_memory: bool = False,
+          split: str | None = None) -> tuple[list[Example], list[dict]]:  # fmt: skip
+    """Load the cropped clips; each rejected one comes back as ``{"clip_id", "path", "reason"}`` (+ ``"split"``)."""
+    examples, rejected = load_examples([p for p, _ in done], tokenizer, in_memory=in_memory, clip_ids=[c for _, c in done])
+    clip_of = {str(p): c for p, c in done}
+    tagged = []
+    for item in rejected:
+        item = {"clip_id": clip_of.get(item.get("path"), item.get("path")), **item}
+        tagged.append(item if split is None else {**item, "split": split})
+    return examples, tagged
 
 
 def _separate_free_sentences(clip_splits: dict[str, list[Clip]], train_free: bool) -> None:
@@ -266,8 +278,9 @@ def prepare_data(config: DataConfig, tokenizer, preprocess: PreprocessConfig | N
             continue
         done = []
         for folder in dict.fromkeys(cache_of(c) for c in clips):
-            done += _preprocess([c for c in clips if cache_of(c) == folder], folder, preprocess, config.jobs, progress, skipped)
-        loaded, rejected = _load(done, tokenizer, in_memory)
+            done += _preprocess([c for c in clips if cache_of(c) == folder], folder, preprocess, config.jobs, progress, skipped,
+                                split=name)
+        loaded, rejected = _load(done, tokenizer, in_memory, split=name)
         skipped += rejected
         examples[name] = loaded
         logger.info("%s: %d clips", name, len(loaded))
@@ -297,7 +310,9 @@ def corpus_examples(spec: str, tokenizer, preprocess: PreprocessConfig, *, cache
     """Every clip of a corpus spec, unsplit: scanned, cropped once into its cache, loaded.
 
     What evaluating a model on another corpus needs (``lipnet-ko evaluate --data SPEC``). Returns
-    ``(examples, skipped)``; ``skipped`` names each clip left out (scan, crop or label) with its reason.
+    ``(examples, skipped)``; ``skipped`` names each clip left out with its reason: ``{"clip_id", "reason"}`` for
+    a clip that failed cropping or loading (``"path"`` too for the latter), ``{"path", "reason"}`` for a file
+    or label entry the scan skipped.
     """
     corpus = scan(spec)
     if not corpus.clips:

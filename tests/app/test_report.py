@@ -165,6 +165,36 @@ def test_markdown_tables(report):
     assert all(line.endswith("|") for line in tables)
 
 
+def test_markdown_lists_the_decoders_once_even_when_meta_names_them():
+    # lipnet-ko evaluate used to put "decoders" into meta as well: report.md then listed them twice.
+    report = build_report(UTTERANCES, title="t", meta={"data": "x", "decoders": ["greedy", "beam"], "utterances": 4})
+    lines = to_markdown(report).splitlines()
+    assert [line for line in lines if line.startswith("- **decoders**")] == ["- **decoders**: greedy, beam"]
+    assert [line for line in lines if line.startswith("- **utterances**")] == ["- **utterances**: 4"]
+    assert report["meta"]["decoders"] == ["greedy", "beam"]  # report.json keeps meta as given
+
+
+def test_skipped_clips_are_listed_in_the_json_and_the_markdown():
+    skipped = [{"clip_id": "c9", "split": "test", "reason": "NoFaceError: no face | in 80% of frames"},
+               {"clip_id": "label/x.json sentence 2", "reason": "sentence ends past the video"}]
+    report = build_report(UTTERANCES, title="t", meta={}, skipped=skipped)
+    assert report["num_utterances"] == len(UTTERANCES) and report["num_skipped"] == 2
+    assert report["skipped"] == [{**skipped[0]}, {**skipped[1], "split": None}]
+    assert json.loads(json.dumps(report)) == report
+    plain = build_report(UTTERANCES, title="t", meta={})
+    assert report["decoders"] == plain["decoders"]  # the figures are those of the scored clips
+    assert plain["skipped"] == [] and plain["num_skipped"] == 0 and "## Skipped" not in to_markdown(plain)
+    assert "- **skipped**: 0" in to_markdown(plain).splitlines()
+    lines = to_markdown(report).splitlines()
+    assert "- **skipped**: 2 (listed under Skipped)" in lines
+    table = lines[lines.index("## Skipped") :]
+    assert "| clip | split | reason |" in table
+    assert "| c9 | test | NoFaceError: no face \\| in 80% of frames |" in table
+    assert "| label/x.json sentence 2 |  | sentence ends past the video |" in table
+    with pytest.raises(ValueError, match="skipped entry 0 .* needs a clip_id and a reason"):
+        build_report(UTTERANCES, title="t", meta={}, skipped=[{"clip_id": "c9"}])
+
+
 def test_markdown_escapes_backslashes_and_newlines():
     report = build_report([Utterance("a\\b", "바다", {"g": "마\n다 | \\|"})], title="t", meta={"note": "x|y"})
     md = to_markdown(report)

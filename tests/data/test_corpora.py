@@ -176,18 +176,148 @@ def test_spec_parsing():
 
 
 def test_data_inspect_json(aihub_dir, capsys):
-    assert main(["data", "inspect", f"aihub:{aihub_dir}", "--json"]) == 0
+    assert main(["data", "inspect", f"aihub:{aihub_dir}", "--json"]) == 1  # clips, and some files skipped
     summary = json.loads(capsys.readouterr().out)
     assert summary["clips"] == 4 and summary["speakers"] == 3 and summary["box_order"] == "yxyx"
     assert {"path", "reason"} <= set(summary["skipped"][0])
     assert summary["seconds"] == pytest.approx(6.6)
+    assert summary["filtered_out"] == 1 and summary["missing_videos"] == 0 and summary["problem"] is None
 
 
 def test_data_split_command(aihub_dir, tmp_path, capsys):
     out = tmp_path / "split.json"
-    assert main(["data", "split", f"aihub:{aihub_dir}", "--by", "speaker", "--held-out", "0.3", "--out", str(out)]) == 0
+    assert main(["data", "split", f"aihub:{aihub_dir}", "--by", "speaker", "--held-out", "0.3", "--out", str(out)]) == 1
     payload = json.loads(out.read_text())
     assert sum(len(v) for v in payload["splits"].values()) == 4 and payload["meta"]["by"] == "speaker"
+    assert "skipped (left out of the split" in capsys.readouterr().out
+
+
+def test_data_split_that_cannot_be_made_is_exit_2_and_writes_nothing(tmp_path, capsys):
+    flat_video(tmp_path / "a.mp4", 5, (64, 48))
+    (tmp_path / "m.csv").write_text("video,speaker\na.mp4,only\n", encoding="utf-8")
+    out = tmp_path / "split.json"
+    assert main(["data", "split", f"manifest:{tmp_path / 'm.csv'}", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == "error: a speaker split needs at least two speakers, found ['only']"
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- data inspect: say why nothing, or what is missing
+
+
+def inspect(spec: str, capsys, *extra: str) -> tuple[int, str, str]:
+    code = main(["data", "inspect", spec, *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_line(err: str) -> str:
+    (line,) = [line for line in err.splitlines() if line.startswith("error: ")]
+    return line
+
+
+def test_manifest_with_missing_videos_reports_them_and_counts_only_real_clips(tmp_path, capsys):
+    flat_video(tmp_path / "here.mp4", 25, (64, 48))
+    videos = ["here.mp4", *(f"gone/{i}.mp4" for i in range(5)), "gone/0.mp4"]  # gone/0.mp4 named by two clips
+    manifest = tmp_path / "m.jsonl"
+    rows = [{"video": video, "text": "가", "speaker": "s1", "clip_id": f"c{i}"} for i, video in enumerate(videos)]
+    manifest.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    result = scan(f"manifest:{manifest}")
+    assert [c.clip_id for c in result.clips] == ["c0"]
+    assert result.missing_videos == [str(tmp_path / "gone" / f"{i}.mp4") for i in range(5)]
+    assert len(result.skipped) == 6 and {s["reason"] for s in result.skipped} == {corpora.MISSING_VIDEO}
+    code, out, err = inspect(f"manifest:{manifest}", capsys)
+    assert code == 1
+    assert out.splitlines()[0].startswith(f"manifest:{manifest}: 1 clips, 1 speakers")
+    gone = ", ".join(str(tmp_path / "gone" / f"{i}.mp4") for i in range(3))
+    assert f"missing: 6 clips name 5 video files that do not exist, e.g. {gone}" in out.splitlines()
+    assert str(tmp_path / "gone" / "4.mp4") not in out  # the first few only
+    assert "error:" not in err
+
+
+def test_manifest_whose_videos_are_all_missing_is_exit_2(tmp_path, capsys):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("video,text\nclips/a.mp4,가\nclips/b.mp4,나\n", encoding="utf-8")
+    code, out, err = inspect(f"manifest:{manifest}", capsys)
+    assert code == 2
+    assert out.splitlines()[0] == f"manifest:{manifest}: 0 clips, 0 speakers, 0.000 hours"
+    assert error_line(err) == (
+        f"error: manifest:{manifest}: no usable clip: every clip of {manifest} names a video that does not exist "
+        f"(2 files, e.g. {tmp_path / 'clips' / 'a.mp4'}, {tmp_path / 'clips' / 'b.mp4'}); relative paths start at the "
+        "manifest's folder"
+    )
+    manifest.write_text("video,text\n", encoding="utf-8")
+    code, _, err = inspect(f"manifest:{manifest}", capsys)
+    assert code == 2 and error_line(err).endswith(f"no usable clip: {manifest} has no clip rows")
+
+
+def test_aihub_folder_with_nothing_recognisable_says_what_it_looked_for(tmp_path, capsys):
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    code, out, err = inspect(f"aihub:{tmp_path}", capsys)
+    assert code == 2
+    assert error_line(err) == (
+        f"error: aihub:{tmp_path}: no usable clip: no lip_*.mp4 video with a same-stem .json label under {tmp_path}; "
+        "found 3 .mp4 and 0 .json; video names must look like lip_K_5_M_06_C920_A_001.mp4, unlike a.mp4"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("x")
+    code, _, err = inspect(f"aihub:{empty}", capsys)
+    assert code == 2 and error_line(err).endswith("; found 0 video files and 0 .json (1 other files, e.g. notes.txt)")
+
+
+def test_aihub_videos_without_labels_or_of_other_angles(aihub_dir, tmp_path, capsys):
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    shutil.copy(aihub_dir / "video" / "lip_K_1_M_40_C105_A_001.mp4", unlabelled)
+    (unlabelled / "elsewhere.json").write_text("{}")
+    code, _, err = inspect(f"aihub:{unlabelled}", capsys)
+    assert code == 2
+    assert error_line(err).endswith("none of the 1 lip_*.mp4 videos has one; found 1 .json (e.g. elsewhere.json)")
+
+    side = tmp_path / "side"
+    side.mkdir()
+    shutil.copy(aihub_dir / "video" / "lip_K_5_M_06_C920_B_001.mp4", side)
+    shutil.copy(aihub_dir / "label" / "lip_K_5_M_06_C920_B_001.json", side)
+    code, out, err = inspect(f"aihub:{side}", capsys)
+    assert code == 2
+    line = error_line(err)
+    assert "that the filters keep (angle A): the 1 lip_*.mp4 videos found have angle B" in line
+    assert line.endswith("--angles all keeps them")
+    code, out, _ = inspect(f"aihub:{side}", capsys, "--angles", "all")
+    assert code == 0 and out.startswith(f"aihub:{side}: 1 clips")
+    code, out, err = inspect(f"aihub:{side}", capsys, "--angles", "b")
+    assert code == 2 and out == "" and err.strip() == "error: --angles takes camera angles A-I (e.g. A or ABC) or 'all', got 'b'"
+
+
+def test_aihub_labels_that_all_fail_point_at_the_reasons(tmp_path, capsys):
+    flat_video(tmp_path / "lip_J_2_F_30_C101_A_001.mp4", 25, (64, 48))
+    shutil.copy(FIXTURES / "aihub" / "lip_J_2_F_30_C101_A_001.json", tmp_path)  # malformed JSON
+    code, out, err = inspect(f"aihub:{tmp_path}", capsys)
+    assert code == 2
+    assert "malformed JSON" in out
+    expected = f"none of the 1 labelled videos under {tmp_path} gave a usable clip (see the skipped reasons)"
+    assert error_line(err).endswith(expected)
+
+
+def test_grid_folder_without_videos_and_specs_that_are_not_folders(tmp_path, capsys):
+    (tmp_path / "readme.txt").write_text("x")
+    code, _, err = inspect(f"grid:{tmp_path}", capsys)
+    assert code == 2 and "no video file (.mp4, " in error_line(err) and error_line(err).endswith("e.g. readme.txt")
+    broken = tmp_path / "broken_grid" / "s3"
+    broken.mkdir(parents=True)
+    shutil.copy(FIXTURES / "grid" / "s3" / "broken.align", broken)
+    flat_video(broken / "broken.mpg", 5, (64, 48))  # its .align is malformed
+    code, out, err = inspect(f"grid:{broken.parent}", capsys)
+    assert code == 2 and "expected 'START END WORD'" in out
+    expected = f"none of the 1 videos under {broken.parent} has a usable transcript (see the skipped reasons)"
+    assert error_line(err).endswith(expected)
+    readme = tmp_path / "readme.txt"
+    code, out, err = inspect(f"aihub:{readme}", capsys)
+    assert code == 2 and out == ""
+    assert err.strip() == f"error: aihub:{readme}: {readme} is a file; aihub:PATH takes the corpus folder"
+    code, out, err = inspect(f"aihub:{tmp_path / 'nowhere'}", capsys)
+    assert code == 2 and err.strip() == f"error: aihub:{tmp_path / 'nowhere'}: {tmp_path / 'nowhere'} does not exist"
 
 
 def test_preprocess_a_corpus_uses_label_boxes(aihub_dir, tmp_path, capsys):

@@ -116,7 +116,7 @@ def test_bad_inputs_fail_with_reasons_and_the_batch_carries_on(grid_videos, tmp_
     good = inputs / "good.mpg"
     good.symlink_to(grid_videos[0])
     out = tmp_path / "out"
-    assert run_cli(inputs, "--out", out, "--jobs", "1") == 0  # one clip succeeded
+    assert run_cli(inputs, "--out", out, "--jobs", "1") == 1  # some clips failed (one succeeded)
     report = read_report(out)
     status = {entry["clip_id"]: entry for entry in report["clips"]}
     assert status["good"]["status"] == "done" and status["good"]["frames"] == 75
@@ -128,6 +128,36 @@ def test_bad_inputs_fail_with_reasons_and_the_batch_carries_on(grid_videos, tmp_
     assert reasons["leaves"].startswith("NoFaceError") and "max_missing_share" in reasons["leaves"]
     assert sorted(p.name for p in out.glob("*.npz")) == ["good.npz"]  # never a file of uncropped frames
     assert report["counts"] == {"done": 1, "skipped": 0, "failed": 4, "not_started": 0}
+
+
+def test_one_failed_clip_exits_1_after_the_others_are_done(tmp_path, monkeypatch, capsys):
+    """Exit status 1 as soon as any clip fails, not only when all do: the good clip is still cropped and the
+    summary and report name the failure. Mouth boxes come with the clips, so no face detector is needed."""
+    frames = np.broadcast_to((np.arange(10, dtype=np.uint8) * 20)[:, None, None, None], (10, 90, 160, 3))
+    good = write_avi(tmp_path / "good.avi", np.ascontiguousarray(frames))
+    (tmp_path / "broken.avi").write_bytes(b"")
+    boxes = np.tile(np.array([[40, 40, 120, 80]], np.float32), (10, 1))
+    clips = [Clip(video=good, clip_id="good", mouth_boxes=boxes), Clip(video=tmp_path / "broken.avi", clip_id="broken")]
+    monkeypatch.setitem(preprocess.INPUT_KINDS, "toy", lambda path: clips)
+    out = tmp_path / "out"
+    assert run_cli("toy:corpus", "--out", out, "--jobs", "1") == 1
+    printed = capsys.readouterr().out
+    report = read_report(out)
+    assert report["counts"] == {"done": 1, "skipped": 0, "failed": 1, "not_started": 0}
+    status = {entry["clip_id"]: entry for entry in report["clips"]}
+    assert status["good"]["status"] == "done" and load_clip(out / "good.npz")["crops"].shape[0] == 10
+    assert status["broken"]["status"] == "failed" and status["broken"]["reason"].startswith("VideoError")
+    assert "1 done, 0 skipped (already done), 1 failed" in printed and "  failed broken: VideoError" in printed
+    assert run_cli("toy:corpus", "--out", out, "--jobs", "1") == 1  # resumed: the good clip is skipped, still a failure
+    assert read_report(out)["counts"] == {"done": 0, "skipped": 1, "failed": 1, "not_started": 0}
+
+
+def test_help_documents_the_exit_status(capsys):
+    with pytest.raises(SystemExit):
+        main(["preprocess", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Exit status: 0 when every clip was cropped (or already done); 1 when any clip failed" in text
+    assert "2 when nothing was done" in text and "130 when interrupted" in text
 
 
 def test_everything_failing_exits_1(tmp_path):

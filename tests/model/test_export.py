@@ -143,3 +143,46 @@ def test_cli_exit_codes(tmp_path, capsys):
         main(["export", str(tmp_path), "--format", "onnx"])
     assert exc.value.code == 2
     assert "invalid choice: 'onnx'" in capsys.readouterr().err
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err  # no traceback, one line
+    return lines[0]
+
+
+def test_an_out_folder_under_a_file_is_one_error_line_and_nothing_is_written(trained, tmp_path, capsys):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file where a folder should be")
+    out = blocker / "exports" / "keras"
+    assert main(["export", str(trained[0]), "--format", "keras", "--out", str(out)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line == f"error: cannot write the export folder {out}: {blocker} is a file, not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"] and blocker.read_text().startswith("a file")
+
+
+def test_a_full_disk_during_export_is_one_error_line_and_leaves_no_folder(trained, tmp_path, monkeypatch, capsys):
+    import errno
+
+    def disk_full(recognizer, fmt, folder):
+        (folder / "model.keras").write_bytes(b"part of a model")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export_module, "_write_model", disk_full)
+    out = tmp_path / "new" / "parents" / "keras"
+    assert main(["export", str(trained[0]), "--format", "keras", "--out", str(out)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line == f"error: cannot write the export folder {out}: No space left on device"
+    assert list(tmp_path.iterdir()) == []  # neither the partial export nor the parent folders it made
+
+
+def test_a_damaged_model_keras_is_an_error_that_says_so(trained, tmp_path, capsys):
+    import shutil
+
+    run = shutil.copytree(trained[0], tmp_path / "run", ignore=shutil.ignore_patterns("export"))
+    model_file = RunFolder(run).model_keras
+    model_file.write_bytes(model_file.read_bytes()[:1000])  # a copy that stopped early
+    assert main(["export", str(run), "--format", "keras"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: cannot read the model {model_file}: not a Keras archive") and "copied whole" in line
+    assert not RunFolder(run).export_dir("keras").exists()

@@ -1,3 +1,4 @@
+import re
 import shutil
 from pathlib import Path
 
@@ -205,3 +206,114 @@ def test_a_tflite_export_made_before_the_split_still_loads_and_predicts_the_same
     logits = recognizer.logits([probe_clip(9), probe_clip(6)])
     np.testing.assert_allclose(logits[0], expected["logits0"], atol=1e-4)
     np.testing.assert_allclose(logits[1], expected["logits1"], atol=1e-4)
+
+
+def _damaged_keras(path: Path, how: str) -> None:
+    """Overwrite the model.keras at ``path`` with one that is there but cannot be read."""
+    import zipfile
+
+    data = path.read_bytes()
+    if how == "garbage":
+        path.write_bytes(b"this is not a model, it is a note\n" * 10)
+    elif how == "truncated":
+        path.write_bytes(data[: len(data) // 2])  # a copy that stopped half way: the zip's directory is gone
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "bit-rot":
+        damaged = bytearray(data)
+        middle = len(data) // 2  # inside model.weights.h5, which Keras stores uncompressed
+        damaged[middle : middle + 64] = bytes(b ^ 0xFF for b in damaged[middle : middle + 64])
+        path.write_bytes(bytes(damaged))
+    elif how == "other-zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("notes.txt", "not a model")
+
+
+@pytest.mark.parametrize(
+    "how, why",
+    [
+        ("garbage", r"not a Keras archive: 340 bytes that are not a zip archive"),
+        ("truncated", r"not a Keras archive: a zip archive cut short \(\d+ bytes, its end is missing\)"),
+        ("empty", r"not a Keras archive: the file is empty"),
+        ("bit-rot", r"damaged Keras archive: model\.weights\.h5 fails its checksum"),
+        ("other-zip", r"not a Keras archive: the zip has no config\.json, model\.weights\.h5"),
+    ],
+)
+def test_a_damaged_model_keras_says_it_cannot_be_read_and_why(run_dir, tmp_path, how, why):
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    model_file = RunFolder(copy).model_keras
+    _damaged_keras(model_file, how)
+    for path in (copy, model_file):  # the run folder, or the .keras file itself
+        with pytest.raises(ValueError) as error:
+            load_recognizer(path)
+        message = str(error.value)
+        assert message.startswith(f"cannot read the model {model_file}: ")
+        assert re.search(why, message), message
+        assert "(was it copied whole?)" in message
+        assert "File not found" not in message  # what Keras itself says about a file that is there
+
+
+def test_a_keras_archive_with_damaged_weights_names_the_problem(run_dir, tmp_path):
+    import zipfile
+
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    model_file = RunFolder(copy).model_keras
+    with zipfile.ZipFile(RunFolder(run_dir).model_keras) as original, zipfile.ZipFile(model_file, "w") as damaged:
+        for name in original.namelist():  # a well-formed zip whose weights file is cut in half
+            data = original.read(name)
+            damaged.writestr(name, data[: len(data) // 2] if name.endswith(".h5") else data)
+    with pytest.raises(ValueError, match=rf"cannot read the model {re.escape(str(model_file))}: .*truncated") as error:
+        load_recognizer(copy)
+    assert "File not found" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["model_config.json", "tokenizer.json", "preprocess.json"])
+@pytest.mark.parametrize("content", ['{"cut off', "[1, 2]"])
+def test_a_damaged_side_file_is_named(run_dir, tmp_path, name, content):
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    (copy / name).write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"^cannot read {re.escape(str(copy / name))}: .*was it copied whole\?"):
+        load_recognizer(copy)
+
+
+def _export_folder(tmp_path, run_dir, fmt: str) -> Path:
+    """An export folder's manifest and side files, without its model files (the test writes those)."""
+    folder = tmp_path / f"export-{fmt}"
+    folder.mkdir()
+    for name in SIDE_FILES:
+        shutil.copyfile(run_dir / name, folder / name)
+    write_json_atomic(folder / "export.json", {"format": fmt})
+    return folder
+
+
+def test_a_damaged_savedmodel_says_it_cannot_be_read(run_dir, tmp_path):
+    folder = _export_folder(tmp_path, run_dir, "savedmodel")
+    (folder / "variables").mkdir()
+    (folder / "variables" / "variables.index").write_bytes(b"\x00" * 10)
+    (folder / "saved_model.pb").write_bytes(b"\x00garbage, not a protobuf" * 20)
+    with pytest.raises(ValueError, match=rf"^cannot read the SavedModel in {re.escape(str(folder))}: .*was it copied whole\?"):
+        load_recognizer(folder)
+    (folder / "variables" / "variables.index").unlink()
+    with pytest.raises(FileNotFoundError, match=r"savedmodel export but variables/variables\.index is missing"):
+        load_recognizer(folder)
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated"])
+def test_a_damaged_tflite_model_says_it_cannot_be_read(tmp_path, how):
+    """A truncated flatbuffer used to crash the interpreter (segmentation fault) when loaded from a path."""
+    export = shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "export-0.1.0-tflite", tmp_path / "export")
+    model_file = export / "model.tflite"
+    data = model_file.read_bytes()
+    model_file.write_bytes(b"garbage!" * 8 if how == "garbage" else data[: len(data) // 3])
+    with pytest.raises(ValueError) as error:
+        load_recognizer(export)
+    message = str(error.value)
+    assert message.startswith(f"cannot read the TFLite model {model_file}: not a valid TFLite file")
+    assert "(was it copied whole?)" in message
+
+
+def test_a_damaged_export_manifest_is_named(run_dir, tmp_path):
+    folder = _export_folder(tmp_path, run_dir, "keras")
+    (folder / "export.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"^cannot read {re.escape(str(folder / 'export.json'))}: JSONDecodeError"):
+        load_recognizer(folder)

@@ -1,14 +1,23 @@
+import json
 import random
+import re
+import subprocess
+import sys
+import textwrap
 import unicodedata
 
 import editdistance
 import jiwer
 import pytest
 import sacrebleu
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 
+from lipnet_ko.app.cli import main
 from lipnet_ko.text import metrics
-from lipnet_ko.text.metrics import bleu, cer, jamo_cer, respace, score_corpus, swer, wer
+from lipnet_ko.text.metrics import align_characters, bleu, cer, jamo_cer, respace, score_corpus, swer, wer
+from lipnet_ko.text.sentences import load_free_sentences
 
 REFS = [
     "오늘 날씨가 정말 좋네요",
@@ -163,3 +172,194 @@ def test_bad_arguments():
         cer("가", ["가"])
     with pytest.raises(ValueError, match="average"):
         metrics.wer("가", "가", average="median")
+
+
+# ---------------------------------------------------------------- respace: the banded, checkpointed alignment
+
+
+def quadratic_respace(reference: str, hypothesis: str) -> str:
+    """The implementation ``respace`` had before issue "every bad input": the full Levenshtein table (oracle)."""
+    ref_words = reference.split()
+    word_of = [i for i, word in enumerate(ref_words) for _ in word]
+    ref, hyp = "".join(ref_words), hypothesis.replace(" ", "")
+    n, m = len(ref), len(hyp)
+    dist = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        dist[i][0] = i
+    for j in range(m + 1):
+        dist[0][j] = j
+    for i in range(1, n + 1):
+        row, prev = dist[i], dist[i - 1]
+        for j in range(1, m + 1):
+            row[j] = min(prev[j - 1] + (ref[i - 1] != hyp[j - 1]), prev[j] + 1, row[j - 1] + 1)
+    owner = [-1] * m
+    i, j = n, m
+    while i > 0 or j > 0:
+        if i > 0 and j > 0 and dist[i][j] == dist[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            owner[j - 1] = word_of[i - 1]
+            i, j = i - 1, j - 1
+        elif j > 0 and dist[i][j] == dist[i][j - 1] + 1:
+            j -= 1
+        else:
+            i -= 1
+    words = []
+    current = -2
+    for ch, w in zip(hyp, owner):
+        if w == -1:
+            w = current if current >= 0 else 0
+        if w != current:
+            words.append("")
+            current = w
+        words[-1] += ch
+    return " ".join(words)
+
+
+def corrupt(rng: random.Random, text: str, edits: int, alphabet: str = "가나다라마바 ") -> str:
+    chars = list(text)
+    for _ in range(edits):
+        op, pos = rng.random(), rng.randrange(len(chars) + 1)
+        if op < 0.33 and chars:
+            del chars[min(pos, len(chars) - 1)]
+        elif op < 0.66:
+            chars.insert(pos, rng.choice(alphabet))
+        elif chars:
+            chars[min(pos, len(chars) - 1)] = rng.choice(alphabet.replace(" ", "") or "가")
+    return "".join(chars)
+
+
+# Both ways of computing a band's rows: plain Python (narrow bands) and numpy (wide ones).
+BOTH_ROW_KERNELS = pytest.mark.parametrize("numpy_min_width", [0, 10**9], ids=["numpy", "python"])
+
+texts = st.text(alphabet=st.sampled_from(list("ab 가나다")), max_size=60)
+korean = st.text(alphabet=st.sampled_from(list("가나다라마바사아자차카타파하 ")), max_size=80)
+
+
+@BOTH_ROW_KERNELS
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.tuples(texts, texts), st.tuples(korean, korean)))
+def test_respace_equals_the_full_table_implementation(numpy_min_width, pair):
+    ref, hyp = pair
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(metrics, "_NUMPY_MIN_WIDTH", numpy_min_width)
+        assert respace(ref, hyp) == quadratic_respace(ref, hyp)
+
+
+@BOTH_ROW_KERNELS
+@settings(max_examples=300, deadline=None)
+@given(texts, texts)
+def test_alignment_is_optimal_and_monotone(numpy_min_width, ref, hyp):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(metrics, "_NUMPY_MIN_WIDTH", numpy_min_width)
+        owner = align_characters(ref, hyp)
+    assert len(owner) == len(hyp)
+    aligned = [i for i in owner if i >= 0]
+    assert aligned == sorted(set(aligned))  # each reference character used once, in order
+    substitutions = sum(ref[i] != h for i, h in zip(owner, hyp) if i >= 0)
+    cost = (len(ref) - len(aligned)) + (len(hyp) - len(aligned)) + substitutions
+    assert cost == editdistance.eval(ref, hyp)  # editdistance as the oracle of the alignment's cost
+
+
+@BOTH_ROW_KERNELS
+def test_respace_and_swer_unchanged_on_real_korean_sentences(numpy_min_width, monkeypatch):
+    monkeypatch.setattr(metrics, "_NUMPY_MIN_WIDTH", numpy_min_width)
+    rng = random.Random(11)
+    sentences = load_free_sentences()
+    refs = sentences + [" ".join(rng.sample(sentences, 4)) for _ in range(40)]  # up to ~100 syllables
+    hyps = [corrupt(rng, r, rng.randint(0, max(1, len(r) // 3))) for r in refs]
+    for r, h in zip(refs, hyps):
+        assert respace(r, h) == quadratic_respace(r, h)
+    oracle = jiwer.wer(refs, [quadratic_respace(r, h) for r, h in zip(refs, hyps)])
+    assert swer(refs, hyps) == pytest.approx(oracle)
+
+
+def test_alignment_recovers_when_the_distance_is_underestimated(monkeypatch):
+    ref, hyp = "가나다라마바사아자차", "가다라마사바아자카차"
+    expected = quadratic_respace(ref, hyp)
+    monkeypatch.setattr(metrics.editdistance, "eval", lambda a, b: 0)  # a band of width one: too narrow
+    assert respace(ref, hyp) == expected
+
+
+def test_alignment_edge_cases():
+    assert align_characters("", "가나") == [-1, -1]
+    assert align_characters("가나", "") == []
+    assert align_characters("가나", "가나") == [0, 1]
+    assert respace("가나 다", "") == ""
+    assert respace("", "가나") == "가나"
+
+
+LONG_LINE_CHILD = textwrap.dedent("""
+    import json, random, resource, sys
+    from lipnet_ko.app.cli import main
+    vm_size = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+    limit = vm_size + {extra}  # address space: what the imports took, plus this much for scoring
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    code = main(["score", sys.argv[1], sys.argv[2], "--json"])
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+    print(json.dumps({{"code": code, "grown": grown}}), file=sys.stderr)
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_score_of_one_very_long_line_stays_within_memory(tmp_path):
+    rng = random.Random(3)
+    sentences = load_free_sentences()
+    ref = ""
+    while len(ref) < 30_000:
+        ref += rng.choice(sentences) + " "
+    ref = ref.strip()
+    hyp = corrupt(rng, ref, len(ref) // 10)
+    (tmp_path / "ref.txt").write_text(ref + "\n", encoding="utf-8")
+    (tmp_path / "hyp.txt").write_text(hyp + "\n", encoding="utf-8")
+    # The full table would need 30,000 x 30,000 cells (about 7 GB of list slots): it would fail at once.
+    limit = 1 << 30
+    proc = subprocess.run(
+        [sys.executable, "-c", LONG_LINE_CHILD.format(extra=limit), str(tmp_path / "ref.txt"), str(tmp_path / "hyp.txt")],
+        capture_output=True, text=True, timeout=300,  # a few seconds on the standard machine; generous for CI
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert report["grown"] < 300 * 2**20, report  # resident memory grown by scoring, bytes
+    scores = json.loads(proc.stdout)
+    ref_chars, hyp_chars = ref.replace(" ", ""), hyp.replace(" ", "")
+    assert scores["cer"] == pytest.approx(editdistance.eval(ref_chars, hyp_chars) / len(ref_chars))
+    assert scores["swer"] <= scores["wer"]
+
+
+# ---------------------------------------------------------------- lipnet-ko score: bad inputs
+
+
+def write(path, text: str):
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "ref_text, hyp_text, message",
+    [
+        ("가나\n", None, r"cannot read the hypotheses file .*hyp\.txt: no such file"),
+        ("", "가나\n", r"ref\.txt is empty: .*ref\.txt has 0 reference lines but .*hyp\.txt has 1 hypothesis lines"),
+        ("가나\n다라\n", "", r"hyp\.txt is empty: .*ref\.txt has 2 reference lines but .*hyp\.txt has 0 hypothesis lines"),
+        ("", "", r"ref\.txt and .*hyp\.txt are both empty: no utterance to score"),
+        ("가\n나\n다\n", "가\n나\n", r"ref\.txt has 3 reference lines but .*hyp\.txt has 2 hypothesis lines"),
+    ],
+)
+def test_score_bad_inputs_give_one_error_line(tmp_path, capsys, ref_text, hyp_text, message):
+    ref = write(tmp_path / "ref.txt", ref_text)
+    hyp = str(tmp_path / "hyp.txt") if hyp_text is None else write(tmp_path / "hyp.txt", hyp_text)
+    assert main(["score", ref, hyp]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no figures
+    (line,) = captured.err.splitlines()
+    assert line.startswith("error: ")
+    assert re.search(message, line), line
+
+
+def test_score_rejects_folders_and_non_utf8(tmp_path, capsys):
+    ref = write(tmp_path / "ref.txt", "가나\n")
+    assert main(["score", str(tmp_path), ref]) == 2
+    err = capsys.readouterr().err
+    assert "references file" in err and "is a folder" in err
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    assert main(["score", ref, str(tmp_path / "latin1.txt")]) == 2
+    assert "not UTF-8 text (byte 0xe9 at offset 3)" in capsys.readouterr().err

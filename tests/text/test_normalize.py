@@ -1,10 +1,12 @@
+import io
 import unicodedata
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lipnet_ko.text.normalize import normalize_english, normalize_for_metrics, normalize_text, read_integer
+from lipnet_ko.app.cli import main
+from lipnet_ko.text.normalize import NormalizationError, normalize_english, normalize_for_metrics, normalize_text, read_integer
 from lipnet_ko.text.tokenizer import JamoTokenizer
 
 
@@ -91,3 +93,56 @@ def test_normalize_english():
     assert normalize_english("Bin BLUE at F, two -- now!") == "bin blue at f two now"
     with pytest.raises(ValueError, match="unsupported"):
         normalize_english("bin 2 now")
+
+
+def test_library_errors_name_the_keyword_argument():
+    with pytest.raises(NormalizationError, match=r"or pass unknown='drop'$") as caught:
+        normalize_text("가+나")
+    assert caught.value.message_for_cli().endswith("or pass --unknown drop")
+    with pytest.raises(NormalizationError, match=r"spell it in Hangul, or pass latin='spell'$") as caught:
+        normalize_text("KTX", latin="error")
+    assert caught.value.message_for_cli().endswith("or pass --latin spell")
+
+
+def test_normalize_command_reports_each_bad_line_and_exits_1(tmp_path, capsys):
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("(3%)/(삼 퍼센트) 올랐다.\n가+나\n", encoding="utf-8")
+    second.write_text("KTX 타요\n좋아요\n", encoding="utf-8")
+    assert main(["normalize", "--latin", "error", str(first), str(second)]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["삼 퍼센트 올랐다", "", "", "좋아요"]  # failed lines stay as empty lines: aligned output
+    assert err.splitlines() == [
+        f"error: {first}:2: unsupported characters '+' (U+002B PLUS SIGN) in '가+나'; fix the transcript, or pass --unknown drop",
+        f"error: {second}:1: Latin letter 'K' in 'KTX 타요'; spell it in Hangul, or pass --latin spell",
+        "error: 2 of 4 lines could not be normalised (printed as empty lines)",
+    ]
+    assert "unknown='drop'" not in err
+
+
+def test_normalize_command_every_line_bad_is_still_exit_1(tmp_path, capsys):
+    (tmp_path / "bad.txt").write_text("가+나\n", encoding="utf-8")
+    assert main(["normalize", str(tmp_path / "bad.txt")]) == 1
+    assert "1 of 1 lines" in capsys.readouterr().err
+
+
+def test_normalize_command_clean_input_and_stdin(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("3% 올랐다\n"))
+    assert main(["normalize"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "삼 퍼센트 올랐다\n" and err == ""
+
+
+@pytest.mark.parametrize("make, reason", [("missing", "no such file"), ("folder", "is a folder"), ("latin-1", "not UTF-8 text")])
+def test_normalize_command_unreadable_file_is_exit_2_before_any_output(tmp_path, capsys, make, reason):
+    good = tmp_path / "good.txt"
+    good.write_text("가나\n", encoding="utf-8")
+    bad = tmp_path / "bad"
+    if make == "folder":
+        bad.mkdir()
+    elif make == "latin-1":
+        bad.write_bytes("café\n".encode("latin-1"))
+    assert main(["normalize", str(good), str(bad)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # nothing done: not even the readable file's lines
+    (line,) = err.splitlines()
+    assert line.startswith(f"error: cannot read {bad}: {reason}")

@@ -186,3 +186,175 @@ def test_evaluate_command_without_data_or_run_is_a_clear_error(tmp_path):
     # a model without a training run beside it has no test splits of its own: --data must name a corpus
     with pytest.raises(ValueError, match="--data SPEC is needed"):
         examples_for(_fake_recognizer([]), None, None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# `lipnet-ko evaluate` on a corpus whose label files carry mouth boxes (AIHub layout), so that cropping
+# needs no face detector: flat grey videos, cropped where the labels say.
+
+SHIPPED_LM = Path(__file__).resolve().parents[2] / "data" / "lm" / "ko_jamo_5gram.arpa.gz"
+CLIP_FRAMES = 24
+
+
+def _aihub_label(stem: str, text: str, fps: int = 25, boxes: int = CLIP_FRAMES) -> list[dict]:
+    return [{"Video_info": {"video_Name": f"{stem}.mp4", "FPS": fps, "Resolution": "640*360"},
+             "Sentence_info": [{"ID": 1, "sentence_text": text, "start_time": 0.0, "end_time": boxes / fps}],
+             "Bounding_box_info": {"Lip_bounding_box": {"xtl_ytl_xbr_ybr": [[278, 223, 358, 263]] * boxes}}}]
+
+
+def write_aihub_corpus(root: Path, good: dict[str, str], no_face: tuple[str, ...] = (), bad_labels: tuple[str, ...] = ()):
+    """An AIHub-layout corpus: ``good`` stem -> text crops cleanly; each ``no_face`` clip's label claims 5 fps
+    for a 25 fps video, so its boxes cover a fifth of its frames and cropping fails (NoFaceError); each
+    ``bad_labels`` label file is cut short, so the scan skips it."""
+    from videos import write_video
+
+    (root / "label").mkdir(parents=True)
+    (root / "video").mkdir()
+    frames = np.broadcast_to((np.arange(CLIP_FRAMES, dtype=np.uint8) * 10)[:, None, None, None], (CLIP_FRAMES, 360, 640, 3))
+    for stem in [*good, *no_face, *bad_labels]:
+        write_video(root / "video" / f"{stem}.mp4", np.ascontiguousarray(frames), 25.0, fourcc="mp4v")
+        if stem in good:
+            label = _aihub_label(stem, good[stem])
+        elif stem in no_face:
+            label = _aihub_label(stem, "문을 열어", fps=5, boxes=CLIP_FRAMES // 5)
+        else:
+            label = _aihub_label(stem, "문을 열어")
+        text = json.dumps(label, ensure_ascii=False)
+        (root / "label" / f"{stem}.json").write_text(text[: len(text) // 2] if stem in bad_labels else text, encoding="utf-8")
+    return root
+
+
+GOOD = {"lip_J_1_F_30_C101_A_001": "공을 위에 놓아", "lip_J_1_F_30_C102_A_001": "책을 다시 밀어"}
+NO_FACE = "lip_J_1_F_30_C103_A_001"
+BAD_LABEL = "lip_J_1_F_30_C104_A_001"
+
+
+@pytest.fixture(scope="module")
+def jamo_run(tmp_path_factory):
+    """A run folder with a random tiny jamo model (no config.json: it evaluates whole corpora given by --data)."""
+    from runs import write_run
+
+    from lipnet_ko.model.config import model_config
+
+    run = tmp_path_factory.mktemp("evaluate") / "run"
+    write_run(run, model_config("tiny", vocabulary_size=JamoTokenizer().vocab_size), JamoTokenizer())
+    return run
+
+
+def _evaluate(*args) -> int:
+    from lipnet_ko.app.cli import main
+
+    return main(["evaluate", *map(str, args), "--beam", "4", "--quiet"])
+
+
+def test_evaluate_lm_flag_reads_an_arpa_file_and_decodes_with_it(jamo_run, tmp_path, capsys):
+    corpus = write_aihub_corpus(tmp_path / "corpus", GOOD)
+    out = tmp_path / "report"
+    assert _evaluate("--model", jamo_run, "--data", f"aihub:{corpus}", "--lm", SHIPPED_LM, "--report", out) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert list(report["decoders"]) == ["greedy", "beam", "beam_lm"] and report["meta"]["lm"] == str(SHIPPED_LM)
+    assert report["num_utterances"] == 2 and report["skipped"] == []
+    assert "all: 2 clips" in printed and "  beam_lm " in printed and "2 clips scored, 0 skipped" in printed
+    markdown = (out / "report.md").read_text(encoding="utf-8").splitlines()
+    assert [line for line in markdown if line.startswith("- **decoders**")] == ["- **decoders**: greedy, beam, beam_lm"]
+    assert "## Skipped" not in markdown
+
+
+@pytest.mark.parametrize("lm", ["missing.arpa", "corrupt.arpa.gz", "truncated.arpa.gz"])
+def test_evaluate_lm_that_cannot_be_read_is_an_error_before_the_model_loads(tmp_path, monkeypatch, capsys, lm):
+    from lipnet_ko.model import inference
+
+    (tmp_path / "corrupt.arpa.gz").write_bytes(b"\x1f\x8b" + b"\x00not gzip data" * 10)
+    (tmp_path / "truncated.arpa.gz").write_bytes(SHIPPED_LM.read_bytes()[:2000])  # a download that stopped early
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the --lm file was read")
+
+    monkeypatch.setattr(inference, "load_recognizer", no_model)
+    out = tmp_path / "report"
+    assert _evaluate("--model", tmp_path / "run", "--lm", tmp_path / lm, "--report", out) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: cannot read the language model given by --lm: "), err
+    assert str(tmp_path / lm) in err[0]
+    assert {"missing.arpa": "no ARPA file", "corrupt.arpa.gz": "corrupt gzip data",
+            "truncated.arpa.gz": "truncated gzip file"}[lm] in err[0]
+    assert not out.exists()
+
+
+def test_evaluate_lm_over_other_units_than_the_model_is_refused(jamo_run, tmp_path, capsys):
+    char_lm = tmp_path / "char.arpa"
+    char_lm.write_text("\\data\\\nngram 1=4\n\n\\1-grams:\n-1.0\t</s>\n-99\t<s>\t0\n-1.0\ta\n-1.0\t<unk>\n\n\\end\\\n",
+                       encoding="utf-8")
+    out = tmp_path / "report"
+    assert _evaluate("--model", jamo_run, "--data", f"aihub:{tmp_path / 'no-corpus'}", "--lm", char_lm, "--report", out) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --lm {char_lm} does not fit the model: this LM is over char units") and "\n" not in err
+    assert not out.exists()
+
+
+def test_evaluate_lists_skipped_clips_in_the_report_and_exits_1(jamo_run, tmp_path, capsys):
+    corpus = write_aihub_corpus(tmp_path / "corpus", GOOD, no_face=(NO_FACE,), bad_labels=(BAD_LABEL,))
+    out = tmp_path / "report"
+    assert _evaluate("--model", jamo_run, "--data", f"aihub:{corpus}", "--report", out) == 1
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["num_utterances"] == 2 and report["num_skipped"] == 2
+    assert sorted(r["clip_id"] for r in report["decoders"]["greedy"]["utterances"]) == sorted(f"{s}_1" for s in GOOD)
+    skipped = {item["clip_id"]: item for item in report["skipped"]}
+    label = str(corpus / "label" / f"{BAD_LABEL}.json")
+    assert set(skipped) == {f"{NO_FACE}_1", label}
+    assert skipped[f"{NO_FACE}_1"]["reason"].startswith("NoFaceError") and skipped[f"{NO_FACE}_1"]["split"] == "all"
+    assert "malformed JSON" in skipped[label]["reason"]
+    in_order = ", ".join(item["clip_id"] for item in report["skipped"])  # as they happened: the scan, then cropping
+    assert f"2 clips scored, 2 skipped: {in_order} (reasons below and in the report)" in printed
+    assert f"  skipped {NO_FACE}_1: NoFaceError" in printed
+
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "- **skipped**: 2 (listed under Skipped)" in markdown.splitlines()
+    assert [line for line in markdown.splitlines() if line.startswith("- **decoders**")] == [
+        "- **decoders**: greedy, beam, beam_lm"]
+    rows = _markdown_tables(markdown)["Skipped"]
+    assert {row["clip"]: row["reason"] for row in rows} == {item["clip_id"]: item["reason"] for item in report["skipped"]}
+    assert (out / "jamo_confusions_beam_lm.png").is_file()  # the figures of the scored clips are still written
+
+
+def test_evaluate_with_every_clip_skipped_writes_nothing_and_exits_2(jamo_run, tmp_path, capsys):
+    corpus = write_aihub_corpus(tmp_path / "corpus", {}, no_face=(NO_FACE,))
+    out = tmp_path / "report"
+    assert _evaluate("--model", jamo_run, "--data", f"aihub:{corpus}", "--report", out) == 2
+    err = capsys.readouterr().err
+    assert f"  skipped {NO_FACE}_1: NoFaceError" in err
+    assert "error: no test clip could be scored (1 skipped, listed above)" in err
+    assert not out.exists()
+
+
+def test_evaluate_a_damaged_model_says_it_cannot_be_read(jamo_run, tmp_path, capsys):
+    import shutil
+
+    run = shutil.copytree(jamo_run, tmp_path / "run")
+    (run / "model.keras").write_bytes(b"")
+    assert _evaluate("--model", run, "--data", "aihub:x", "--report", tmp_path / "r") == 2
+    err = capsys.readouterr().err.strip()
+    model_file = run / "model.keras"
+    assert err == f"error: cannot read the model {model_file}: not a Keras archive: the file is empty (was it copied whole?)"
+
+
+def test_evaluate_on_a_runs_own_splits_lists_the_skipped_clips_of_those_splits_only(monkeypatch):
+    from lipnet_ko.app import evaluate as evaluate_module
+    from lipnet_ko.training.config import TrainConfig
+    from lipnet_ko.training.run_data import RunData
+
+    seen = _examples([8], ["공을 위에 놓아"])
+    skipped = [
+        {"clip_id": "train_clip", "reason": "NoFaceError: a", "split": "train"},  # not a test clip
+        {"path": "/corpus/broken.json", "reason": "malformed JSON"},  # the scan's, before the corpus was split
+        {"clip_id": "seen_clip", "reason": "NoFaceError: b", "split": "seen"},
+        {"clip_id": "unseen_clip", "path": "/cache/unseen_clip.npz", "reason": "unreadable", "split": "unseen"},
+    ]
+    data = RunData({"train": seen, "seen": seen, "unseen": []}, {}, skipped, "synthetic:/corpus")
+    monkeypatch.setattr(evaluate_module, "prepare_data", lambda *args, **kwargs: data)
+    splits, left_out = evaluate_module.examples_for(_fake_recognizer([]), TrainConfig(), None, progress=False)
+    assert splits == {"seen": seen}
+    assert left_out == [{"clip_id": "seen_clip", "split": "seen", "reason": "NoFaceError: b"},
+                        {"clip_id": "unseen_clip", "split": "unseen", "reason": "unreadable"}]

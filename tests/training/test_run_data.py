@@ -14,14 +14,18 @@ from lipnet_ko.synth.corpus import SynthConfig
 from lipnet_ko.text.tokenizer import JamoTokenizer
 from lipnet_ko.files import DATA_DIR_ENV
 from lipnet_ko.synth.corpus import SYNTH_VERSION
+from lipnet_ko.training import run_data
 from lipnet_ko.training.run_data import (
     EVAL_SPLITS,
     DataConfig,
     _check_unique_ids,
+    _load,
+    _preprocess,
     _separate_free_sentences,
     prepare_data,
     synthetic_dirs,
 )
+from lipnet_ko.video.extract import PreprocessConfig
 
 FIXTURE_RUN = Path(__file__).resolve().parents[1] / "fixtures" / "run-0.1.0"
 
@@ -137,3 +141,23 @@ def test_data_dir_flag_reaches_the_data_config_and_the_help_names_the_default(ca
         script.parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--data-dir" in text and f"${DATA_DIR_ENV}" in text and "data/ in the working directory" in text
+
+
+def test_skipped_clips_carry_their_clip_id_and_split(tmp_path, monkeypatch):
+    """`lipnet-ko evaluate` lists every test clip it could not score by id: a clip that failed cropping and one
+    whose crops could not be loaded both name their clip and the split they belong to."""
+    clips = [Clip(tmp_path / f"{name}.mp4", text="공을 위에 놓아", clip_id=name) for name in ("ok", "no_face")]
+
+    def run_batch(clips, out_dir, config, jobs=1, progress=True):
+        return [{"status": "done"}, {"status": "failed", "reason": "NoFaceError: no face found"}], False
+
+    monkeypatch.setattr(run_data, "run_batch", run_batch)
+    skipped: list[dict] = []
+    done = _preprocess(clips, tmp_path, PreprocessConfig(), 1, False, skipped, split="seen")
+    assert done == [(tmp_path / "ok.npz", "ok")]
+    assert skipped == [{"clip_id": "no_face", "reason": "NoFaceError: no face found", "split": "seen"}]
+    (tmp_path / "ok.npz").write_bytes(b"PK\x03\x04 half a zip")  # crops on disk that cannot be read
+    examples, rejected = _load(done, JamoTokenizer(), split="unseen")
+    assert examples == [] and len(rejected) == 1
+    assert rejected[0]["clip_id"] == "ok" and rejected[0]["split"] == "unseen"
+    assert rejected[0]["path"] == str(tmp_path / "ok.npz") and "unreadable preprocessed clip" in rejected[0]["reason"]
