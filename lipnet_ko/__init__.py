@@ -1,9 +1,11 @@
 """lipnet_ko: Korean lipreading with a LipNet-style model, jamo CTC and a Hangul beam search.
 
-Only the public API is exported here. Heavy modules (TensorFlow, dlib) are imported lazily so that
-``import lipnet_ko`` and the text layer stay fast and usable without them.
+Only the public API is exported here, and each name is imported on first use (PEP 562 ``__getattr__``):
+``import lipnet_ko`` loads nothing but this file, so ``lipnet-ko --help`` and the text layer stay fast and
+usable without numpy, OpenCV, TensorFlow or dlib.
 """
 
+import importlib
 import os
 
 __version__ = "0.2.0"
@@ -12,10 +14,41 @@ __version__ = "0.2.0"
 # runs several times slower without them. Set before TensorFlow is imported; an explicit user setting wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-from lipnet_ko.decode.search import DecodingOptions, decode  # noqa: E402  (numpy only)
-from lipnet_ko.text.normalize import normalize_text  # noqa: E402
-from lipnet_ko.text.tokenizer import CharTokenizer, JamoTokenizer, get_tokenizer  # noqa: E402
-from lipnet_ko.app.transcribe import TranscribeOptions, transcribe  # noqa: E402  (OpenCV; TensorFlow and dlib load on first call)
+# public name -> the module that defines it
+_EXPORTS = {
+    "DecodingOptions": "lipnet_ko.decode.search",  # numpy only
+    "normalize_text": "lipnet_ko.text.normalize",
+    "CharTokenizer": "lipnet_ko.text.tokenizer",
+    "JamoTokenizer": "lipnet_ko.text.tokenizer",
+    "get_tokenizer": "lipnet_ko.text.tokenizer",
+    "TranscribeOptions": "lipnet_ko.app.transcribe",  # OpenCV; TensorFlow and dlib load on the first transcribe()
+    "transcribe": "lipnet_ko.app.transcribe",
+}
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lipnet_ko' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+# ``lipnet_ko.decode`` names both the sub-package and the function below. Python binds the attribute to the
+# sub-package when the sub-package is first imported, so it is imported now (its __init__ imports nothing) and
+# the function defined after it wins, as it did when this file imported everything eagerly.
+importlib.import_module("lipnet_ko.decode")
+
+
+def decode(logits, logit_lengths, tokenizer, options=None):
+    """CTC logits -> one ``DecodingResult`` per utterance; see ``lipnet_ko.decode.search.decode``."""
+    from lipnet_ko.decode.search import DecodingOptions, decode as decode_batch
+
+    return decode_batch(logits, logit_lengths, tokenizer, options if options is not None else DecodingOptions())
 
 
 def load_model(path=None):

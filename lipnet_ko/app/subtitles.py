@@ -58,7 +58,8 @@ class Segment:
     end: float  # seconds, >= start
     text: str
     score: float | None = None  # decoder score (e.g. beam log-probability); None = unknown
-    confidence: float | None = None  # probability in [0, 1] that the text is right; None = unknown
+    # In [0, 1]; None = unknown. ``transcribe`` gives the model's per-frame probability of this text (see there).
+    confidence: float | None = None
 
     def __post_init__(self):
         for name in ("start", "end"):  # ints become floats, so JSON output does not depend on how a caller typed 0
@@ -80,7 +81,9 @@ class Segment:
         return self.end - self.start
 
     def to_dict(self) -> dict:
-        return {"start": self.start, "end": self.end, "text": self.text, "score": self.score, "confidence": self.confidence}
+        """JSON-ready form: times rounded to the millisecond (as SRT and VTT show them), score and confidence to 4 decimals."""
+        return {"start": round_ms(self.start), "end": round_ms(self.end), "text": self.text,
+                "score": _round4(self.score), "confidence": _round4(self.confidence)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,11 @@ class Transcript:
     segments: tuple[Segment, ...]  # in time order
     duration: float | None = None  # seconds of video transcribed; None = unknown
     fps: float | None = None  # frame rate of the source video; None = unknown
+    warnings: tuple[str, ...] = ()  # why the text may be missing or partial (e.g. "video too short to read: ...")
 
     def __post_init__(self):
         object.__setattr__(self, "segments", tuple(self.segments))  # a list would make the frozen object mutable
+        object.__setattr__(self, "warnings", tuple(str(w) for w in self.warnings))
         object.__setattr__(self, "source", str(self.source))  # a Path is accepted; JSON needs a str
         for segment in self.segments:
             if not isinstance(segment, Segment):
@@ -109,12 +114,18 @@ class Transcript:
         return " ".join(s.text.strip() for s in self.segments if s.text.strip())
 
     def to_dict(self) -> dict:
-        """JSON-ready form; ``from_dict`` reads it back. ``text`` is included for readers and ignored on load."""
+        """JSON-ready form; ``from_dict`` reads it back. ``text`` is included for readers and ignored on load.
+
+        Times (segment ``start``/``end``, ``duration``) are rounded to the millisecond, the resolution of SRT and
+        VTT, so ``2.3200000000000003`` is written as ``2.32``; a transcript whose times are whole milliseconds
+        reads back equal.
+        """
         return {
             "source": self.source,
-            "duration": self.duration,
+            "duration": None if self.duration is None else round_ms(self.duration),
             "fps": self.fps,
             "text": self.text,
+            "warnings": list(self.warnings),
             "segments": [s.to_dict() for s in self.segments],
         }
 
@@ -132,7 +143,27 @@ class Transcript:
             segments.append(
                 Segment(float(item["start"]), float(item["end"]), item["text"], item.get("score"), item.get("confidence"))
             )
-        return cls(payload["source"], tuple(segments), payload.get("duration"), payload.get("fps"))
+        warnings = payload.get("warnings") or []
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            raise ValueError(f"transcript dict 'warnings' must be a list of strings, got {warnings!r}")
+        return cls(payload["source"], tuple(segments), payload.get("duration"), payload.get("fps"), tuple(warnings))
+
+
+def _milliseconds(seconds: float) -> int:
+    """Whole milliseconds, halves up, judged on the decimal the float prints as (``repr``): what the caller wrote."""
+    return int((Decimal(repr(float(seconds))) * 1000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def round_ms(seconds: float) -> float:
+    """Seconds rounded to the millisecond exactly as ``format_timestamp`` rounds them: ``2.3200000000000003 -> 2.32``."""
+    if not math.isfinite(seconds):
+        raise ValueError(f"time must be a finite number of seconds, got {seconds}")
+    return _milliseconds(seconds) / 1000
+
+
+def _round4(value: float | None) -> float | None:
+    """4 decimals; None stays None, and so does a non-finite score (JSON has no infinity)."""
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)
 
 
 def format_timestamp(seconds: float, *, decimal: str = ",", always_hours: bool = True) -> str:
@@ -144,8 +175,7 @@ def format_timestamp(seconds: float, *, decimal: str = ",", always_hours: bool =
     """
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"timestamp must be a finite number of seconds >= 0, got {seconds}")
-    # repr() is the shortest decimal that reads back as the same float: round what the caller wrote.
-    total_ms = int((Decimal(repr(float(seconds))) * 1000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    total_ms = _milliseconds(seconds)  # repr() is the shortest decimal that reads back as the same float
     hours, rest = divmod(total_ms, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
     secs, ms = divmod(rest, 1000)
@@ -240,7 +270,11 @@ def get_writer(fmt: str) -> Callable[[Transcript], str]:
 
 
 def write_transcript(transcript: Transcript, out_dir: str | Path, stem: str, formats: str | Iterable[str]) -> dict[str, Path]:
-    """Writes ``out_dir/stem.<fmt>`` for each format, atomically, as UTF-8.
+    """Writes ``out_dir/stem.<fmt>`` for each format, atomically, as UTF-8: all of them or none.
+
+    Every file is rendered, then written under a temporary name, and only when all are on disk are they
+    moved into place; a failure before that (an unknown format, a full disk, no permission) removes the
+    temporary files and leaves ``out_dir`` as it was.
 
     Args:
         transcript: what to write.
@@ -261,18 +295,21 @@ def write_transcript(transcript: Transcript, out_dir: str | Path, stem: str, for
     texts = {fmt: writer(transcript) for fmt, writer in writers.items()}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for fmt, text in texts.items():
-        path = out_dir / f"{stem}.{fmt}"
-        temp = temp_path(path)
-        try:
-            temp.write_bytes(text.encode("utf-8"))  # bytes: no newline translation on Windows
-            os.replace(temp, path)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        written[fmt] = path
-        logger.debug("wrote %s", path)
+    paths = {fmt: out_dir / f"{stem}.{fmt}" for fmt in texts}
+    temps = {fmt: temp_path(path) for fmt, path in paths.items()}
+    written: dict[str, Path] = {}
+    try:
+        for fmt, text in texts.items():
+            temps[fmt].write_bytes(text.encode("utf-8"))  # bytes: no newline translation on Windows
+        for fmt, path in paths.items():
+            os.replace(temps[fmt], path)
+            written[fmt] = path
+            logger.debug("wrote %s", path)
+    except BaseException:
+        for fmt, temp in temps.items():
+            if fmt not in written:
+                temp.unlink(missing_ok=True)
+        raise
     return written
 
 

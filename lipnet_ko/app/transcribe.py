@@ -9,7 +9,10 @@ utterance becomes a subtitle segment timed from the video's own frame timestamps
 
 from __future__ import annotations
 
+import argparse
 import logging
+import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lipnet_ko.decode.search import DecodingOptions, decode
+from lipnet_ko.decode.search import DecodingOptions, ctc_log_likelihood, decode, log_softmax
 from lipnet_ko.video.segmentation import SegmentationConfig, find_utterances, merge_window_texts
-from lipnet_ko.app.subtitles import Segment, Transcript, burn_subtitles, write_transcript
+from lipnet_ko.app.subtitles import BURN_EXTENSIONS, Segment, Transcript, burn_subtitles, write_transcript
 
 logger = logging.getLogger(__name__)
 
@@ -30,18 +33,34 @@ FORMATS = ("txt", "srt", "vtt", "json")
 class TranscribeOptions:
     """How a video is read out; the model's own preprocessing config is always used for the crops."""
 
-    beam_width: int = 32  # 1 = greedy
-    lm: str | None = "default"  # "default" (the shipped jamo 5-gram, Korean models only), an ARPA path, or None
+    beam_width: int = 32  # 1 = greedy (which uses no LM)
+    # "default" (the shipped jamo 5-gram, Korean models only, beam search only), an ARPA path, or None
+    lm: str | None = "default"
     lm_weight: float = 0.8
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     min_frames: int = 6  # utterances shorter than this are dropped (too short to read)
     batch_size: int = 16
 
+    def __post_init__(self) -> None:
+        for name in ("beam_width", "min_frames", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TranscribeOptions.{name} must be at least 1, got {getattr(self, name)}")
+        if not math.isfinite(self.lm_weight):
+            raise ValueError(f"TranscribeOptions.lm_weight must be a finite number, got {self.lm_weight}")
+        if self.beam_width == 1 and self.lm not in (None, "default"):
+            raise ValueError(f"an LM ({self.lm}) needs beam_width >= 2: beam_width=1 is greedy decoding, which uses no LM")
+
 
 def _language_model(options: TranscribeOptions, tokenizer):
+    """The LM the beam search fuses, or None: none for greedy decoding, nor "default" for a non-jamo model.
+
+    Raises:
+        FileNotFoundError: no ARPA file at ``options.lm``, or the shipped LM is missing.
+        ValueError: the file is not a readable ARPA model (``ARPAError``), or its units do not fit ``tokenizer``.
+    """
     from lipnet_ko.text.tokenizer import JamoTokenizer
 
-    if options.lm is None:
+    if options.lm is None or options.beam_width == 1:
         return None
     if options.lm == "default":
         if not isinstance(tokenizer, JamoTokenizer):
@@ -51,7 +70,9 @@ def _language_model(options: TranscribeOptions, tokenizer):
         return load_default_lm()
     from lipnet_ko.decode.lm import NGramLM
 
-    return NGramLM.read(options.lm)
+    lm = NGramLM.read_arpa(options.lm)
+    lm.check_tokenizer(tokenizer)
+    return lm
 
 
 def _recognizer(model):
@@ -60,9 +81,34 @@ def _recognizer(model):
     return model if isinstance(model, Recognizer) else load_recognizer(model)
 
 
+def _confidence(log_likelihoods: list[float], frames: list[int]) -> float | None:
+    """exp(sum of log P_ctc(text) / frames): the per-frame (geometric mean) probability of the segment's text."""
+    total = sum(frames)
+    if total == 0:
+        return None
+    return float(min(1.0, max(0.0, math.exp(sum(log_likelihoods) / total))))
+
+
+def _why_empty(num_frames: int, fps: float, found: int, options: TranscribeOptions) -> str:
+    seconds = num_frames / fps
+    shortest = max(options.min_frames / fps, options.segmentation.min_speech_s)
+    if seconds < shortest:
+        return (f"video too short to read: {num_frames} frame(s) ({seconds:.2f} s); an utterance needs at least "
+                f"{shortest:.2f} s of a speaking face")  # fmt: skip
+    if found:
+        return f"no utterance long enough to read: {found} mouth movement(s) shorter than {options.min_frames} frames skipped"
+    return f"no utterance found: the mouth does not move enough in {seconds:.2f} s of video"
+
+
 def transcribe(video: str | Path, model=None, options: TranscribeOptions | None = None, *, timings: dict | None = None,
                lm=None) -> Transcript:
     """Transcribe one silent video.
+
+    Each segment's ``confidence`` is the acoustic model's per-frame probability of the segment's text,
+    ``exp(log P_ctc(text | frames) / frames)`` (the CTC probability summed over all alignments, without the
+    LM, as a geometric mean over the segment's output frames; windows of a long utterance are pooled): near 1
+    where the model is sure of every frame, near ``1 / vocabulary_size`` for noise. ``score`` is the beam
+    search's own score (LM and insertion bonus included; natural log; the mean over windows).
 
     Args:
         video: a video file.
@@ -71,6 +117,10 @@ def transcribe(video: str | Path, model=None, options: TranscribeOptions | None 
         timings: if given, filled with seconds per stage: ``decode`` (video), ``face`` (detection,
             landmarks and cropping), ``segment``, ``model``, ``search`` and ``total``.
         lm: an already loaded LM (overrides ``options.lm``; lets a batch load it once).
+
+    Returns:
+        A ``Transcript``. When no text could be read (a clip too short, a mouth that does not move) it has
+        no segments and its ``warnings`` say why.
 
     Raises:
         lipnet_ko.video.reader.VideoError: the video cannot be read.
@@ -89,16 +139,22 @@ def transcribe(video: str | Path, model=None, options: TranscribeOptions | None 
     fps = float(result.fps or 25.0)
     stamps = result.timestamps if result.timestamps is not None else np.arange(len(result.crops)) / fps
     duration = float(stamps[-1] + 1.0 / fps) if len(stamps) else 0.0
-    spans = [s for s in find_utterances(result, options.segmentation) if s.num_frames >= options.min_frames]
+    found = find_utterances(result, options.segmentation)
+    spans = [s for s in found if s.num_frames >= options.min_frames]
+    warnings = () if spans else (_why_empty(len(result.crops), fps, len(found), options),)
+    if warnings:
+        logger.debug("%s: %s", video, warnings[0])
     t_seg = time.perf_counter()
     logits = recognizer.logits([result.crops[s.start : s.end] for s in spans], batch_size=options.batch_size) if spans else []
     t_model = time.perf_counter()
-    decoding = DecodingOptions(beam_width=options.beam_width, lm=lm, lm_weight=options.lm_weight)
-    texts, scores = [], []
+    decoding = DecodingOptions(beam_width=options.beam_width, lm=lm if options.beam_width > 1 else None,
+                               lm_weight=options.lm_weight)  # fmt: skip
+    texts, scores, log_likelihoods = [], [], []
     for item in logits:
         best = decode(item[None], np.array([len(item)]), recognizer.tokenizer, decoding)[0]
         texts.append(best.text)
         scores.append(best.score)
+        log_likelihoods.append(ctc_log_likelihood(log_softmax(item), best.ids))
     t_search = time.perf_counter()
     segments = []
     by_utterance: dict[int, list[int]] = {}
@@ -108,7 +164,9 @@ def transcribe(video: str | Path, model=None, options: TranscribeOptions | None 
         first, last = spans[members[0]], spans[members[-1]]
         text = merge_window_texts([texts[i] for i in members])
         score = float(np.mean([scores[i] for i in members]))
-        segments.append(Segment(float(stamps[first.start]), float(stamps[last.end - 1] + 1.0 / fps), text, score=score))
+        confidence = _confidence([log_likelihoods[i] for i in members], [len(logits[i]) for i in members])
+        segments.append(Segment(float(stamps[first.start]), float(stamps[last.end - 1] + 1.0 / fps), text, score=score,
+                                confidence=confidence))  # fmt: skip
     if timings is not None:
         stages = result.timings
         timings.update(
@@ -120,72 +178,227 @@ def transcribe(video: str | Path, model=None, options: TranscribeOptions | None 
             total=time.perf_counter() - t0,
             video_seconds=duration,
         )
-    return Transcript(source=str(video), segments=tuple(segments), duration=duration, fps=fps)
+    return Transcript(source=str(video), segments=tuple(segments), duration=duration, fps=fps, warnings=warnings)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Command line
 
+EPILOG = """\
+exit status:
+  0  every video was transcribed (and burned in, with --burn); a video with no readable speech counts
+     as done: its subtitle files are empty and a warning on stderr says why
+  1  at least one video failed (unreadable, no face, the burn-in failed, ...): each failure is reported on
+     stderr as it happens, the other videos are still transcribed, and a summary line ends the run
+  2  nothing was done: bad options, no readable video, or no usable model or LM; checked before the
+     model loads
+Every file written is listed on stdout; each is written whole or not at all.
+"""
+
 
 def configure_parser(parser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("videos", nargs="+", type=Path, help="silent video files of a face speaking Korean")
     parser.add_argument("--model", help="run folder or export (default runs/latest, saved by `python train.py`)")
     lm = parser.add_mutually_exclusive_group()
     lm.add_argument("--lm", help="ARPA jamo LM for the beam search (default: the shipped one)")
     lm.add_argument("--no-lm", action="store_true", help="beam search without a language model")
-    parser.add_argument("--beam", type=int, default=32, help="beam width (1 = greedy)")
+    parser.add_argument("--beam", type=int, default=32, help="beam width (1 = greedy, which uses no LM)")
     parser.add_argument("--format", default="txt,srt,vtt,json", help="comma-separated: txt, srt, vtt, json")
     parser.add_argument("--out", type=Path, help="output folder (default: beside each video)")
     parser.add_argument("--burn", type=Path,
                         help="write the video with subtitles drawn in: OUT.mp4 or OUT.gif (one video), or a folder")
 
 
-def _burn_target(burn: Path, video: Path, several: bool) -> Path:
-    if burn.suffix.lower() in (".mp4", ".gif"):
-        return burn
-    return burn / f"{video.stem}.subtitled.mp4"
+class _UsageError(ValueError):
+    """A problem with the options or inputs, found before anything is loaded: exit 2."""
+
+
+def _formats(spec: str) -> list[str]:
+    formats = list(dict.fromkeys(f.strip().lower().lstrip(".") for f in spec.split(",") if f.strip()))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise _UsageError(f"unknown --format {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")
+    return formats
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why files cannot be written into ``folder`` (created if missing), or None."""
+    for ancestor in (folder, *folder.parents):
+        if not ancestor.exists():
+            continue
+        if not ancestor.is_dir():
+            return f"{ancestor} is a file, not a folder"
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            return f"no permission to write in {ancestor}"
+        return None
+    return None
+
+
+def _burn_file(burn: Path) -> bool:
+    """Whether ``--burn`` names one output file (OUT.mp4/OUT.gif) rather than a folder."""
+    return burn.suffix.lower() in BURN_EXTENSIONS and not burn.is_dir()
+
+
+def _burn_target(burn: Path, video: Path) -> Path:
+    return burn if _burn_file(burn) else burn / f"{video.stem}.subtitled.mp4"
+
+
+def _check_outputs(args, videos: list[Path]) -> None:
+    """Every --out/--burn problem that can be seen before loading the model, as a _UsageError."""
+    if args.out is not None:
+        problem = _folder_problem(args.out)
+        if problem:
+            raise _UsageError(f"--out {args.out}: cannot write there: {problem}")
+    if args.burn is not None:
+        if _burn_file(args.burn):
+            if len(args.videos) > 1:
+                raise _UsageError("--burn FILE takes one video; pass a folder to --burn for several")
+            folder = args.burn.parent
+        elif args.burn.suffix and not args.burn.is_dir():
+            raise _UsageError(f"--burn writes .mp4 or .gif, not {args.burn.suffix}")
+        else:
+            folder = args.burn
+        problem = _folder_problem(folder)
+        if problem:
+            raise _UsageError(f"--burn {args.burn}: cannot write there: {problem}")
+        for video in videos:
+            if _burn_target(args.burn, video).resolve() == video.resolve():
+                raise _UsageError(f"--burn {args.burn} is the input video itself; choose another file")
+        from lipnet_ko.app.subtitles import find_korean_font
+
+        try:
+            find_korean_font()
+        except FileNotFoundError as error:
+            raise _UsageError(f"--burn needs a Korean font: {error}") from None
+    claimed: dict[Path, Path] = {}  # output stem or burned file -> the video that writes it
+    for video in videos:
+        targets = [(args.out or video.parent).resolve() / video.stem]
+        if args.burn is not None:
+            targets.append(_burn_target(args.burn, video).resolve())
+        for target in targets:
+            other = claimed.setdefault(target, video)
+            if other is not video:
+                what = f"{target}.*" if target.name == video.stem else str(target)
+                raise _UsageError(f"{other} and {video} would both write {what}; transcribe them in separate runs")
+
+
+def _one_line(error: BaseException) -> str:
+    """The first non-empty line of an error's message (TensorFlow's run on for pages)."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
+def _quiet(args):
+    """TensorFlow's start-up lines held back (it prints them when it loads, finds no GPU, runs the model first)."""
+    from lipnet_ko.app.cli import quiet_native_logs
+
+    return quiet_native_logs(enabled=not getattr(args, "verbose", False))
+
+
+def _load(args, options: TranscribeOptions, lm):
+    """(recognizer, lm): the model and the LM that fits it. Raises _UsageError."""
+    try:
+        with _quiet(args):
+            recognizer = _recognizer(args.model)
+    except (FileNotFoundError, ValueError, OSError) as error:
+        raise _UsageError(_one_line(error)) from None
+    except Exception as error:  # a damaged model file can fail anywhere in Keras or TensorFlow
+        logger.debug("loading the model failed", exc_info=True)
+        raise _UsageError(f"cannot load the model {args.model or 'runs/latest'}: {type(error).__name__}: "
+                          f"{_one_line(error)}") from None  # fmt: skip
+    try:
+        if lm is not None:
+            lm.check_tokenizer(recognizer.tokenizer)
+        else:
+            lm = _language_model(options, recognizer.tokenizer)
+    except (FileNotFoundError, ValueError) as error:
+        raise _UsageError(f"--lm: {error}" if args.lm else str(error)) from None
+    return recognizer, lm
+
+
+def _report_written(written: dict[str, Path]) -> None:
+    for kind, path in written.items():
+        print(f"  {kind}: {path}")
 
 
 def run(args) -> int:
-    """Transcribe every video; a failing one is reported and the rest carry on. Exit 0 all done, 1 some failed."""
-    from lipnet_ko.video.mouth import NoFaceError
-    from lipnet_ko.video.reader import VideoError
-
-    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        print(f"error: unknown --format {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}", file=sys.stderr)
-        return 2
-    if args.burn and args.burn.suffix.lower() in (".mp4", ".gif") and len(args.videos) > 1:
-        print("error: --burn FILE takes one video; pass a folder to --burn for several", file=sys.stderr)
-        return 2
-    if args.burn and args.burn.suffix and args.burn.suffix.lower() not in (".mp4", ".gif"):
-        print(f"error: --burn writes .mp4 or .gif, not {args.burn.suffix}", file=sys.stderr)
-        return 2
+    """Transcribe every video; a failing one is reported and the rest carry on. Exit status as in ``EPILOG``."""
     try:
-        recognizer = _recognizer(args.model)
+        formats = _formats(args.format)
+        if args.beam < 1:
+            raise _UsageError(f"--beam must be at least 1 (1 = greedy), got {args.beam}")
+        if args.lm and args.beam == 1:
+            raise _UsageError("--lm needs --beam 2 or more: --beam 1 is greedy decoding, which uses no language model")
+        videos = [v for v in args.videos if v.is_file()]
+        for video in args.videos:
+            if not video.is_file():
+                why = "is a folder, not a video file" if video.is_dir() else "does not exist"
+                if videos:
+                    print(f"{video}: failed: {why}", file=sys.stderr)
+                else:
+                    print(f"error: {video} {why}", file=sys.stderr)
+        if not videos:
+            return 2
+        _check_outputs(args, videos)
         options = TranscribeOptions(beam_width=args.beam, lm=None if args.no_lm else (args.lm or "default"))
-        lm = _language_model(options, recognizer.tokenizer)
-    except (FileNotFoundError, ValueError, OSError) as error:
+        lm = None
+        if args.lm:  # read (and check) the file before the model: a bad path fails in a moment, not after loading
+            from lipnet_ko.decode.lm import NGramLM
+
+            try:
+                lm = NGramLM.read_arpa(args.lm)
+            except (OSError, ValueError) as error:  # FileNotFoundError, ARPAError, a folder, no permission
+                raise _UsageError(f"--lm: {error}") from None
+        recognizer, lm = _load(args, options, lm)
+    except _UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    failed = []
-    for video in args.videos:
+    return _transcribe_all(args, videos, formats, recognizer, options, lm)
+
+
+def _transcribe_all(args, videos: list[Path], formats: list[str], recognizer, options: TranscribeOptions, lm) -> int:
+    from lipnet_ko.video.landmarks import LandmarkModelError
+
+    failed = [v for v in args.videos if v not in videos]
+    empty = 0
+    for video in videos:
         try:
-            transcript = transcribe(video, recognizer, options, lm=lm)
-            out_dir = args.out or video.parent
-            written = write_transcript(transcript, out_dir, video.stem, formats)
-            if args.burn:
-                target = _burn_target(args.burn, video, len(args.videos) > 1)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                written["burn"] = burn_subtitles(video, transcript, target)
-        except (VideoError, NoFaceError, ValueError, OSError) as error:
+            with _quiet(args):
+                transcript = transcribe(video, recognizer, options, lm=lm)
+            written = write_transcript(transcript, args.out or video.parent, video.stem, formats)
+        except LandmarkModelError as error:  # dlib or its model missing: no video can be read
+            print(f"error: {_one_line(error)}", file=sys.stderr)
+            return 2 if video is videos[0] else 1
+        except Exception as error:  # one bad video must not stop the others; the traceback is in the -v log
+            logger.debug("%s failed", video, exc_info=True)
             failed.append(video)
-            print(f"{video}: failed: {type(error).__name__}: {error}", file=sys.stderr)
+            print(f"{video}: failed: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
             continue
-        print(f"{video}: {len(transcript.segments)} segment(s): {transcript.text}")
-        for kind, path in written.items():
-            print(f"  {kind}: {path}")
+        if transcript.segments:
+            print(f"{video}: {len(transcript.segments)} segment(s): {transcript.text}")
+        else:
+            empty += 1
+            print(f"{video}: no text; wrote empty subtitles:")
+        _report_written(written)
+        sys.stdout.flush()
+        for warning in transcript.warnings:
+            print(f"warning: {video}: {warning}", file=sys.stderr)
+        if args.burn:
+            target = _burn_target(args.burn, video)
+            try:
+                _report_written({"burn": burn_subtitles(video, transcript, target)})
+            except Exception as error:
+                logger.debug("burning %s failed", target, exc_info=True)
+                failed.append(video)
+                print(f"{video}: failed: burning subtitles into {target}: {type(error).__name__}: {_one_line(error)} "
+                      f"(its {', '.join(written)} files were written)", file=sys.stderr)  # fmt: skip
+    sys.stdout.flush()
     done = len(args.videos) - len(failed)
-    print(f"{done} of {len(args.videos)} video(s) transcribed" + (f"; {len(failed)} failed" if failed else ""), file=sys.stderr)
+    summary = f"{done} of {len(args.videos)} video(s) transcribed"
+    if empty:
+        summary += f" ({empty} with no text)"
+    if failed:
+        summary += f"; {len(failed)} failed: {', '.join(map(str, failed))}"
+    print(summary, file=sys.stderr)
     return 1 if failed else 0

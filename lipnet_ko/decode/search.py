@@ -520,14 +520,24 @@ def _fallback(logp, tokenizer, sp, nodes, scores, parent, token) -> DecodingResu
     while n > 0 and sp.end[states[n]] == NEG_INF:
         n -= 1
     ids = ids[:n]
-    score = float(_ctc_log_prob(logp, ids) + ctxs[n] + sp.end[states[n]])
+    score = float(ctc_log_likelihood(logp, ids) + ctxs[n] + sp.end[states[n]])
     log.debug("no hypothesis may end after the last frame; cut the best back to %d tokens", len(ids))
     text = tokenizer.decode(ids)
     return DecodingResult(text, score, [(text, score)], ids, [ids])
 
 
-def _ctc_log_prob(logp: np.ndarray, ids: Sequence[int]) -> float:
-    """Exact ``log P(ids | logp)`` by the CTC forward algorithm (Graves et al. 2006)."""
+def ctc_log_likelihood(logp: np.ndarray, ids: Sequence[int]) -> float:
+    """``log P(ids | logp)`` summed over every CTC alignment (the forward algorithm, Graves et al. 2006).
+
+    Args:
+        logp: float [T, V] log-softmax of one utterance's logits, blank at id 0.
+        ids: the token ids of a text (blanks and repeats already removed).
+
+    Returns:
+        A natural log, -inf when the text cannot be aligned to T frames.
+    """
+    if len(logp) == 0:
+        return 0.0 if len(ids) == 0 else float(NEG_INF)
     ext = np.zeros(2 * len(ids) + 1, dtype=np.int64)
     ext[1::2] = ids
     skip = np.zeros(ext.size, dtype=bool)

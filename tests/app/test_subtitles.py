@@ -167,6 +167,32 @@ def test_txt_and_json_round_trip():
         Transcript.from_dict({"source": "x", "segments": [{"start": 0.0, "text": "가"}]})
 
 
+def test_json_rounds_times_to_the_millisecond_as_srt_shows_them():
+    start, end = 0.1 + 0.2, 2.3200000000000003  # 0.30000000000000004 and 2.3200000000000003 as floats
+    segment = Segment(start, end, "가", score=-1.234567891, confidence=0.123456)
+    transcript = Transcript("x.mp4", [segment], duration=2.9999999999999996)
+    text = to_json(transcript)
+    assert '"start": 0.3,' in text and '"end": 2.32,' in text and '"duration": 3.0,' in text
+    assert "0000000" not in text
+    segment = json.loads(text)["segments"][0]
+    assert segment["score"] == -1.2346 and segment["confidence"] == 0.1235
+    back = Transcript.from_dict(json.loads(text))
+    assert to_srt(back) == to_srt(transcript) and to_vtt(back) == to_vtt(transcript)  # the cue times are the same ms
+    assert subtitles.round_ms(1.0005) == 1.001 and subtitles.round_ms(59.9995) == 60.0  # halves up, as format_timestamp
+    # a score of -inf (no hypothesis) is not valid JSON: it is written as null
+    assert json.loads(to_json(Transcript("x", [Segment(0, 1, "", score=float("-inf"))])))["segments"][0]["score"] is None
+
+
+def test_transcript_warnings_round_trip_through_json():
+    transcript = Transcript("x.mp4", [], duration=0.12, fps=25.0, warnings=["video too short to read: 3 frame(s)"])
+    payload = json.loads(to_json(transcript))
+    assert payload["warnings"] == ["video too short to read: 3 frame(s)"] and payload["segments"] == []
+    assert Transcript.from_dict(payload) == transcript
+    assert json.loads(to_json(make_transcript()))["warnings"] == []
+    with pytest.raises(ValueError, match="warnings"):
+        Transcript.from_dict({"source": "x", "segments": [], "warnings": "oops"})
+
+
 @pytest.mark.parametrize("fmt", ["txt", "srt", "vtt", "json"])
 def test_get_writer(fmt):
     assert get_writer(fmt) is getattr(subtitles, f"to_{fmt}")
@@ -206,6 +232,24 @@ def test_write_transcript_failure_leaves_no_temp_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_transcript(make_transcript(), tmp_path, "talk", ["srt"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_transcript_writes_all_formats_or_none(tmp_path, monkeypatch):
+    out_dir = tmp_path / "out"
+    old = write_transcript(Transcript("old.mp4", [Segment(0, 1, "옛 자막")]), out_dir, "talk", ["srt"])["srt"].read_text()
+    real_write_bytes = Path.write_bytes
+
+    def full_disk_on_json(self, data):
+        if ".talk.json." in self.name:
+            raise OSError(28, "No space left on device")
+        return real_write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk_on_json)
+    with pytest.raises(OSError, match="No space left"):
+        write_transcript(make_transcript(), out_dir, "talk", ["txt", "srt", "json", "vtt"])
+    # the txt and srt rendered before the failure were not moved into place, and no temporary file is left
+    assert sorted(p.name for p in out_dir.iterdir()) == ["talk.srt"]
+    assert (out_dir / "talk.srt").read_text() == old
 
 
 def glyph_bitmap(font: ImageFont.FreeTypeFont, text: str) -> np.ndarray:

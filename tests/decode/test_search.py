@@ -368,3 +368,21 @@ def test_shape_errors():
         decode(np.zeros((3, V)), None, TOK)
     with pytest.raises(ValueError, match="logit_lengths"):
         decode(np.zeros((2, 3, V)), [4, 1], TOK)
+
+
+def test_ctc_log_likelihood_matches_brute_force_over_alignments():
+    import itertools
+
+    from lipnet_ko.decode.search import ctc_log_likelihood
+    from lipnet_ko.decode.search import log_softmax
+
+    log_probs = log_softmax(np.random.default_rng(1).normal(size=(4, 3)))
+    for ids in ((), (1,), (1, 2), (1, 1), (2, 1, 2)):
+        total = 0.0
+        for path in itertools.product(range(3), repeat=4):
+            collapsed = [k for i, k in enumerate(path) if k != 0 and (i == 0 or path[i - 1] != k)]
+            if tuple(collapsed) == ids:
+                total += float(np.exp(sum(log_probs[t, k] for t, k in enumerate(path))))
+        expected = np.log(total) if total else -np.inf
+        assert ctc_log_likelihood(log_probs, ids) == pytest.approx(expected), ids
+    assert ctc_log_likelihood(log_probs, (1, 1, 1)) == -np.inf  # needs 5 frames
