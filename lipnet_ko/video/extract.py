@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from lipnet_ko.video.landmarks import DetectorConfig, LandmarkTracker
-from lipnet_ko.video.mouth import MouthConfig, MouthCropper
+from lipnet_ko.video.mouth import MouthConfig, MouthCropper, NoFaceError
 from lipnet_ko.video.reader import VideoError, VideoReader
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,13 @@ def _extract(
     if boxes is not None and abs(len(boxes) - index) > 1:
         logger.warning("got %d mouth boxes for %d frames; frames without a box count as missing", len(boxes), index)
     t2 = time.perf_counter()
-    crops = cropper.finish()
+    try:
+        crops = cropper.finish()
+    except NoFaceError as error:
+        hint = tracker.explain_missing() if boxes is None else ""
+        if not hint:
+            raise
+        raise NoFaceError(f"{error}; {hint}") from error
     timings["crop"] += time.perf_counter() - t2
     if boxes is None:
         for stage in ("detect", "landmarks"):
@@ -136,7 +142,8 @@ def extract_mouth(
         ``MouthResult`` with crops uint8 [T, H, W, C].
 
     Raises:
-        NoFaceError: too many frames without a face (``MouthConfig.max_missing_share`` / ``max_gap``).
+        NoFaceError: too many frames without a face (``MouthConfig.max_missing_share`` / ``max_gap``); the
+            message adds what the tracker saw (faces upside down, rotated, too small) and the fix.
         LandmarkModelError: dlib or its model is missing (only when ``boxes`` is None).
     """
     config = config or PreprocessConfig()
@@ -170,7 +177,7 @@ def extract_mouth_from_video(
 
     Raises:
         VideoError: the file cannot be read or has no frames in the range.
-        NoFaceError: too many frames without a face.
+        NoFaceError: too many frames without a face (with the reason, as for ``extract_mouth``).
     """
     config = config or PreprocessConfig()
     with VideoReader(path, start, end, rgb=False) as reader:
