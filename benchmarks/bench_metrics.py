@@ -24,47 +24,15 @@ import platform
 import random
 import statistics
 import resource
+import sys
 import time
+from pathlib import Path
 
 from lipnet_ko.text.metrics import respace
 from lipnet_ko.text.sentences import load_free_sentences
 
-
-def full_table_respace(reference: str, hypothesis: str) -> str:
-    """``respace`` before the fix: the full (n + 1) x (m + 1) table in Python lists, then the backtrace."""
-    ref_words = reference.split()
-    word_of = [i for i, word in enumerate(ref_words) for _ in word]
-    ref, hyp = "".join(ref_words), hypothesis.replace(" ", "")
-    n, m = len(ref), len(hyp)
-    dist = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        dist[i][0] = i
-    for j in range(m + 1):
-        dist[0][j] = j
-    for i in range(1, n + 1):
-        row, prev = dist[i], dist[i - 1]
-        for j in range(1, m + 1):
-            row[j] = min(prev[j - 1] + (ref[i - 1] != hyp[j - 1]), prev[j] + 1, row[j - 1] + 1)
-    owner = [-1] * m
-    i, j = n, m
-    while i > 0 or j > 0:
-        if i > 0 and j > 0 and dist[i][j] == dist[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
-            owner[j - 1] = word_of[i - 1]
-            i, j = i - 1, j - 1
-        elif j > 0 and dist[i][j] == dist[i][j - 1] + 1:
-            j -= 1
-        else:
-            i -= 1
-    words = []
-    current = -2
-    for ch, w in zip(hyp, owner):
-        if w == -1:
-            w = current if current >= 0 else 0
-        if w != current:
-            words.append("")
-            current = w
-        words[-1] += ch
-    return " ".join(words)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the baseline, shared with the tests
+from respace_oracle import quadratic_respace  # noqa: E402
 
 
 def corrupt(rng: random.Random, text: str, edits: int) -> str:
@@ -122,7 +90,7 @@ def main() -> None:
     sentences = load_free_sentences()
 
     pairs = [(s, corrupt(rng, s, rng.randint(0, 4))) for s in sentences]
-    (old, _, old_out), (new, _, new_out) = (measure(f, pairs, args.repeats) for f in (full_table_respace, respace))
+    (old, _, old_out), (new, _, new_out) = (measure(f, pairs, args.repeats) for f in (quadratic_respace, respace))
     assert old_out == new_out
     old, new = old / len(pairs) * 1e6, new / len(pairs) * 1e6
     print(f"\n{len(pairs)} free sentences, 0-4 edits: full table {old:.1f} us, respace {new:.1f} us per call"
@@ -138,7 +106,7 @@ def main() -> None:
             baseline = length <= args.baseline_max
             new_s, new_mb, new_out = measure(respace, case, args.repeats if baseline else 1)
             if baseline:
-                old_s, old_mb, old_out = measure(full_table_respace, case, 1)
+                old_s, old_mb, old_out = measure(quadratic_respace, case, 1)
                 assert old_out == new_out
                 old_cols = f"{old_s:.2f} | {old_mb:.0f} | "
                 ratio = f"{old_s / new_s:.1f}x"

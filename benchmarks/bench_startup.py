@@ -62,23 +62,6 @@ def cli_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "lipnet_ko"]
 
 
-def untrained_run(folder: Path) -> Path:
-    """A run folder holding an untrained ``small`` model with the jamo vocabulary and the default crop settings."""
-    import lipnet_ko  # noqa: F401  (sets TensorFlow's environment first)
-    from lipnet_ko.model.config import model_config
-    from lipnet_ko.model.inference import write_side_files
-    from lipnet_ko.model.network import build_model
-    from lipnet_ko.text.tokenizer import get_tokenizer
-    from lipnet_ko.video.extract import PreprocessConfig
-
-    tokenizer = get_tokenizer("jamo")
-    config = model_config("small", vocabulary_size=tokenizer.vocab_size)
-    folder.mkdir(parents=True, exist_ok=True)
-    build_model(config).save(folder / "model.keras")
-    write_side_files(folder, config, tokenizer, PreprocessConfig())
-    return folder
-
-
 def pick_model(path: str | None, workdir: Path) -> tuple[Path, str]:
     if path is not None:
         return Path(path), f"--model {path}"
@@ -88,7 +71,7 @@ def pick_model(path: str | None, workdir: Path) -> tuple[Path, str]:
     if (latest / "model.keras").is_file() or (latest / "export.json").is_file():
         return latest, f"{latest} (trained)"
     # In a child process, so this process never imports TensorFlow and the timed runs start cold.
-    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_startup as b; " \
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_transcribe as b; " \
            f"b.untrained_run(__import__('pathlib').Path({str(workdir / 'run')!r}))"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     return workdir / "run", "an untrained small preset model (no runs/latest)"

@@ -51,3 +51,23 @@ def data_dir(override: str | Path | None = None) -> Path:
     """
     chosen = override or os.environ.get(DATA_DIR_ENV) or "data"
     return Path(chosen).expanduser().absolute()
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's contents, for the commands that read user files.
+
+    Raises:
+        OSError: the file is missing, a folder, or unreadable, with the reason in words.
+        ValueError: the file is not UTF-8 (the message names the first bad byte and its offset).
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise OSError("no such file") from None
+    except IsADirectoryError:
+        raise OSError("is a folder, not a text file") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start})") from None
+    except OSError as error:
+        raise OSError(error.strerror or str(error)) from None

@@ -349,7 +349,7 @@ def run_batch(
     return [entries[i] for i in sorted(entries)], interrupted
 
 
-def write_report(
+def write_batch_report(
     path: Path, entries: list[dict], config: PreprocessConfig, inputs: Sequence[str], interrupted: bool, total: int
 ) -> dict:
     """Writes the JSON report atomically and returns it."""
@@ -488,7 +488,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous_term)
     report_path = args.report or out_dir / REPORT_NAME
-    report = write_report(report_path, entries, config, args.inputs, interrupted, len(clips))
+    report = write_batch_report(report_path, entries, config, args.inputs, interrupted, len(clips))
     counts = report["counts"]
     if args.preview is not None:
         png = out_dir / PREVIEW_NAME if args.preview is True else args.preview

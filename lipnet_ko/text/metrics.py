@@ -31,6 +31,7 @@ import numpy as np
 
 from lipnet_ko.text.normalize import normalize_for_metrics
 from lipnet_ko.text.hangul import to_jamo
+from lipnet_ko.files import read_text
 
 Texts = str | Sequence[str]
 Normalizer = Callable[[str], str] | None
@@ -361,21 +362,6 @@ def configure_parser(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
-def _read_lines(path: str) -> list[str]:
-    """Lines of a UTF-8 text file; OSError or ValueError (not UTF-8) with the reason in words."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().splitlines()
-    except FileNotFoundError:
-        raise OSError("no such file") from None
-    except IsADirectoryError:
-        raise OSError("is a folder, not a text file") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start})") from None
-    except OSError as error:
-        raise OSError(error.strerror or str(error)) from None
-
-
 def run(args) -> int:
     """``lipnet-ko score REF HYP``: corpus figures for two line-aligned text files.
 
@@ -385,7 +371,7 @@ def run(args) -> int:
     lines = {}
     for role, path in (("references", args.references), ("hypotheses", args.hypotheses)):
         try:
-            lines[role] = _read_lines(path)
+            lines[role] = read_text(path).splitlines()
         except (OSError, ValueError) as error:
             print(f"error: cannot read the {role} file {path}: {error}", file=sys.stderr)
             return 2

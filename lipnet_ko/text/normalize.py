@@ -27,6 +27,7 @@ import unicodedata
 from typing import Literal
 
 from lipnet_ko.text.hangul import is_syllable
+from lipnet_ko.files import read_text
 
 log = logging.getLogger(__name__)
 
@@ -226,21 +227,6 @@ def configure_parser(parser) -> None:
     parser.add_argument("--unknown", choices=["error", "drop", "keep"], default="error", help="what to do with other characters")
 
 
-def _read_text(path: str) -> str:
-    """A UTF-8 text file's contents; OSError or ValueError (not UTF-8) with the reason in words."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise OSError("no such file") from None
-    except IsADirectoryError:
-        raise OSError("is a folder, not a text file") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start})") from None
-    except OSError as error:
-        raise OSError(error.strerror or str(error)) from None
-
-
 def run(args) -> int:
     """``lipnet-ko normalize``: print each input line normalised; report bad lines and go on.
 
@@ -252,7 +238,7 @@ def run(args) -> int:
     inputs = []
     for path in args.files or ["-"]:
         try:
-            inputs.append(("<stdin>", sys.stdin.read()) if path == "-" else (path, _read_text(path)))
+            inputs.append(("<stdin>", sys.stdin.read()) if path == "-" else (path, read_text(path)))
         except (OSError, ValueError) as error:
             print(f"error: cannot read {path}: {error}", file=sys.stderr)
             return 2

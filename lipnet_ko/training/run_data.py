@@ -325,12 +325,12 @@ def corpus_examples(spec: str, tokenizer, preprocess: PreprocessConfig, *, cache
     return examples, skipped + rejected
 
 
-def write_splits(path: Path, data: RunData) -> None:
+def write_run_splits(path: Path, data: RunData) -> None:
     """The clip ids of every split, so evaluation reuses them."""
     from lipnet_ko.files import write_json_atomic
 
     write_json_atomic(path, {"corpus": data.corpus, "splits": data.clip_ids, "skipped": data.skipped})
 
 
-def read_splits(path: Path) -> dict:
+def read_run_splits(path: Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -33,7 +33,7 @@ from lipnet_ko.files import temp_path, write_json_atomic
 from lipnet_ko.model.config import ModelConfig
 from lipnet_ko.model.run_folder import RunFolder, default_run_dir
 from lipnet_ko.training.config import TrainConfig
-from lipnet_ko.training.run_data import EVAL_SPLITS, RunData, prepare_data, read_splits, write_splits
+from lipnet_ko.training.run_data import EVAL_SPLITS, RunData, prepare_data, read_run_splits, write_run_splits
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def check_same_training_data(run_dir: Path, data: RunData) -> None:
     path = RunFolder(run_dir).splits_json
     if not path.is_file():
         return
-    saved = read_splits(path).get("splits", {}).get("train", [])
+    saved = read_run_splits(path).get("splits", {}).get("train", [])
     now = data.clip_ids.get("train", [])
     if saved != now:
         missing, new = len(set(saved) - set(now)), len(set(now) - set(saved))
@@ -393,7 +393,7 @@ class _Trainer:
         if not resume:
             write_json_atomic(run.config_json, self.config.to_dict())
             write_side_files(run.path, mconfig, self.tokenizer, self.preprocess)
-            write_splits(run.splits_json, self.data)
+            write_run_splits(run.splits_json, self.data)
             run.point_latest()
         else:
             check_same_training_data(run.path, self.data)

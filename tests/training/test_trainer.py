@@ -113,13 +113,13 @@ def test_configs_from_before_train_free_keep_training_on_free_sentences(tmp_path
 
 def test_resume_refuses_other_training_clips(tmp_path):
     from lipnet_ko.training.trainer import check_same_training_data
-    from lipnet_ko.training.run_data import RunData, write_splits
+    from lipnet_ko.training.run_data import RunData, write_run_splits
 
     def data(ids):
         return RunData({"train": []}, {"train": ids, "val": []}, [], "synthetic:x")
 
     check_same_training_data(tmp_path, data(["a"]))  # no splits.json: nothing to compare
-    write_splits(RunFolder(tmp_path).splits_json, data(["a", "b"]))
+    write_run_splits(RunFolder(tmp_path).splits_json, data(["a", "b"]))
     check_same_training_data(tmp_path, data(["a", "b"]))
     with pytest.raises(ValueError, match=r"other training clips than the data has now \(2 then, 2 now; 1 gone, 1 new\)"):
         check_same_training_data(tmp_path, data(["a", "c"]))
