@@ -32,20 +32,7 @@ from lipnet_ko.text.metrics import respace
 from lipnet_ko.text.sentences import load_free_sentences
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the baseline, shared with the tests
-from respace_oracle import quadratic_respace  # noqa: E402
-
-
-def corrupt(rng: random.Random, text: str, edits: int) -> str:
-    chars = list(text)
-    for _ in range(edits):
-        op, pos = rng.random(), rng.randrange(len(chars) + 1)
-        if op < 0.33 and chars:
-            del chars[min(pos, len(chars) - 1)]
-        elif op < 0.66:
-            chars.insert(pos, rng.choice("가나다 "))
-        elif chars:
-            chars[min(pos, len(chars) - 1)] = rng.choice("라마바")
-    return "".join(chars)
+from respace_oracle import corrupt, quadratic_respace  # noqa: E402
 
 
 def long_line(rng: random.Random, sentences: list[str], length: int) -> str:

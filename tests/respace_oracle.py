@@ -4,6 +4,8 @@ The oracle ``tests/text/test_metrics.py`` checks ``lipnet_ko.text.metrics.respac
 ``benchmarks/bench_metrics.py`` times it against. Quadratic in memory: keep it to short lines.
 """
 
+import random
+
 
 def quadratic_respace(reference: str, hypothesis: str) -> str:
     """The implementation ``respace`` had before issue "every bad input": the full Levenshtein table (oracle)."""
@@ -40,3 +42,17 @@ def quadratic_respace(reference: str, hypothesis: str) -> str:
             current = w
         words[-1] += ch
     return " ".join(words)
+
+
+def corrupt(rng: random.Random, text: str, edits: int, alphabet: str = "가나다라마바 ") -> str:
+    """``text`` with ``edits`` random deletions, insertions and substitutions drawn from ``alphabet``."""
+    chars = list(text)
+    for _ in range(edits):
+        op, pos = rng.random(), rng.randrange(len(chars) + 1)
+        if op < 0.33 and chars:
+            del chars[min(pos, len(chars) - 1)]
+        elif op < 0.66:
+            chars.insert(pos, rng.choice(alphabet))
+        elif chars:
+            chars[min(pos, len(chars) - 1)] = rng.choice(alphabet.replace(" ", "") or "가")
+    return "".join(chars)

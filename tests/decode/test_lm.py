@@ -362,15 +362,20 @@ BAD_ARPA = {  # name -> (bytes or None for a missing file, what the message must
 }
 
 
+def _bad_arpa(tmp_path, name):
+    """Writes the damaged LM file ``name`` (a BAD_ARPA entry or "half.arpa.gz"): (its path, a word its error must name)."""
+    if name == "half.arpa.gz":
+        return _truncated_gzip(tmp_path), "truncated"
+    data, expected = BAD_ARPA[name]
+    path = tmp_path / name
+    if data is not None:
+        path.write_bytes(data)
+    return path, expected
+
+
 @pytest.mark.parametrize("name", [*BAD_ARPA, "half.arpa.gz"])
 def test_read_arpa_names_the_file_and_the_problem(tmp_path, name):
-    if name == "half.arpa.gz":
-        path, expected = _truncated_gzip(tmp_path), "truncated"
-    else:
-        data, expected = BAD_ARPA[name]
-        path = tmp_path / name
-        if data is not None:
-            path.write_bytes(data)
+    path, expected = _bad_arpa(tmp_path, name)
     with pytest.raises((ValueError, OSError)) as info:
         NGramLM.read_arpa(path)
     assert str(path) in str(info.value) and expected in str(info.value)
@@ -379,13 +384,7 @@ def test_read_arpa_names_the_file_and_the_problem(tmp_path, name):
 @pytest.mark.parametrize("command", ["info", "score"])
 @pytest.mark.parametrize("name", ["missing.arpa", "hello.arpa", "garbage.arpa.gz", "half.arpa.gz", "stray-word.arpa"])
 def test_cli_reports_a_bad_arpa_file(tmp_path, capsys, command, name):
-    if name == "half.arpa.gz":
-        path, expected = _truncated_gzip(tmp_path), "truncated"
-    else:
-        data, expected = BAD_ARPA[name]
-        path = tmp_path / name
-        if data is not None:
-            path.write_bytes(data)
+    path, expected = _bad_arpa(tmp_path, name)
     text = tmp_path / "text.txt"
     text.write_text("공을 놓아\n", encoding="utf-8")
     assert main(["lm", command, str(path), *([str(text)] if command == "score" else [])]) == 2

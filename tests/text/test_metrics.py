@@ -18,7 +18,7 @@ from lipnet_ko.app.cli import main
 from lipnet_ko.text import metrics
 from lipnet_ko.text.metrics import align_characters, bleu, cer, jamo_cer, respace, score_corpus, swer, wer
 from lipnet_ko.text.sentences import load_free_sentences
-from respace_oracle import quadratic_respace
+from respace_oracle import corrupt, quadratic_respace
 
 REFS = [
     "오늘 날씨가 정말 좋네요",
@@ -176,19 +176,6 @@ def test_bad_arguments():
 
 
 # ---------------------------------------------------------------- respace: the banded, checkpointed alignment
-
-
-def corrupt(rng: random.Random, text: str, edits: int, alphabet: str = "가나다라마바 ") -> str:
-    chars = list(text)
-    for _ in range(edits):
-        op, pos = rng.random(), rng.randrange(len(chars) + 1)
-        if op < 0.33 and chars:
-            del chars[min(pos, len(chars) - 1)]
-        elif op < 0.66:
-            chars.insert(pos, rng.choice(alphabet))
-        elif chars:
-            chars[min(pos, len(chars) - 1)] = rng.choice(alphabet.replace(" ", "") or "가")
-    return "".join(chars)
 
 
 # Both ways of computing a band's rows: plain Python (narrow bands) and numpy (wide ones).
