@@ -10,8 +10,10 @@ utterance becomes a subtitle segment timed from the video's own frame timestamps
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import logging
 import math
+import multiprocessing
 import os
 import sys
 import time
@@ -101,7 +103,7 @@ def _why_empty(num_frames: int, fps: float, found: int, options: TranscribeOptio
 
 
 def transcribe(video: str | Path, model=None, options: TranscribeOptions | None = None, *, timings: dict | None = None,
-               lm=None) -> Transcript:
+               lm=None, mouth=None) -> Transcript:
     """Transcribe one silent video.
 
     Each segment's ``confidence`` is the acoustic model's per-frame probability of the segment's text,
@@ -117,6 +119,8 @@ def transcribe(video: str | Path, model=None, options: TranscribeOptions | None 
         timings: if given, filled with seconds per stage: ``decode`` (video), ``face`` (detection,
             landmarks and cropping), ``segment``, ``model``, ``search`` and ``total``.
         lm: an already loaded LM (overrides ``options.lm``; lets a batch load it once).
+        mouth: the video's ``MouthResult`` when it was already extracted with the recognizer's preprocess
+            config (the command line extracts the first video while the model loads).
 
     Returns:
         A ``Transcript``. When no text could be read (a clip too short, a mouth that does not move) it has
@@ -134,7 +138,7 @@ def transcribe(video: str | Path, model=None, options: TranscribeOptions | None 
     recognizer = _recognizer(model)
     if lm is None:
         lm = _language_model(options, recognizer.tokenizer)
-    result = extract_mouth_from_video(video, config=recognizer.preprocess)
+    result = mouth if mouth is not None else extract_mouth_from_video(video, config=recognizer.preprocess)
     t_face = time.perf_counter()
     fps = float(result.fps or 25.0)
     stamps = result.timestamps if result.timestamps is not None else np.arange(len(result.crops)) / fps
@@ -296,6 +300,49 @@ def _quiet(args):
     return quiet_native_logs(enabled=not getattr(args, "verbose", False))
 
 
+class _MouthPrefetch:
+    """The first video's mouth crops made in a forked process while this one imports TensorFlow and loads the model.
+
+    Both take seconds and use one core each (dlib and video decoding there, TensorFlow's import here), so on a
+    2-core machine the crops are ready when the model is. Only before TensorFlow is imported (forking after it is
+    unsafe) and where ``fork`` exists; otherwise, or if the worker fails to start, the video is cropped in this
+    process as usual, and so is a video whose prefetch failed (its error is then raised as without the prefetch).
+    """
+
+    def __init__(self, video: Path, model_path):
+        self.video, self.config, self._future, self._pool = video, None, None, None
+        if "tensorflow" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
+            return
+        try:
+            from lipnet_ko.model.inference import read_preprocess_config
+            from lipnet_ko.video.extract import extract_mouth_from_video
+
+            self.config = read_preprocess_config(model_path)
+        except (OSError, ValueError):
+            return  # loading the model reports it
+        self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        self._future = self._pool.submit(extract_mouth_from_video, video, config=self.config)
+
+    def result(self, video: Path, config):
+        """The prefetched ``MouthResult`` for ``video`` made with ``config``, or None (then crop here)."""
+        if self._future is None or video != self.video or config != self.config:
+            return None
+        try:
+            mouth = self._future.result()
+            logger.debug("%s was cropped in a worker process while the model loaded", video)
+            return mouth
+        except Exception:  # the video's own error, or a worker that died: cropping here raises it as usual
+            logger.debug("prefetching %s failed; cropping it here", video, exc_info=True)
+            return None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool, self._future = None, None
+
+
 def _load(args, options: TranscribeOptions, lm):
     """(recognizer, lm): the model and the LM that fits it. Raises _UsageError."""
     try:
@@ -350,22 +397,32 @@ def run(args) -> int:
                 lm = NGramLM.read_arpa(args.lm)
             except (OSError, ValueError) as error:  # FileNotFoundError, ARPAError, a folder, no permission
                 raise _UsageError(f"--lm: {error}") from None
-        recognizer, lm = _load(args, options, lm)
+        prefetch = _MouthPrefetch(videos[0], args.model)
+        try:
+            recognizer, lm = _load(args, options, lm)
+        except BaseException:
+            prefetch.close()
+            raise
     except _UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return _transcribe_all(args, videos, formats, recognizer, options, lm)
+    try:
+        return _transcribe_all(args, videos, formats, recognizer, options, lm, prefetch)
+    finally:
+        prefetch.close()
 
 
-def _transcribe_all(args, videos: list[Path], formats: list[str], recognizer, options: TranscribeOptions, lm) -> int:
+def _transcribe_all(args, videos: list[Path], formats: list[str], recognizer, options: TranscribeOptions, lm,
+                    prefetch: _MouthPrefetch) -> int:
     from lipnet_ko.video.landmarks import LandmarkModelError
 
     failed = [v for v in args.videos if v not in videos]
     empty = 0
     for video in videos:
         try:
+            mouth = prefetch.result(video, recognizer.preprocess)
             with _quiet(args):
-                transcript = transcribe(video, recognizer, options, lm=lm)
+                transcript = transcribe(video, recognizer, options, lm=lm, mouth=mouth)
             written = write_transcript(transcript, args.out or video.parent, video.stem, formats)
         except LandmarkModelError as error:  # dlib or its model missing: no video can be read
             print(f"error: {_one_line(error)}", file=sys.stderr)

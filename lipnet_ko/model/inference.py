@@ -427,6 +427,22 @@ def _load_keras(path: Path, config: ModelConfig):
     return model
 
 
+def model_path_or_latest(path: str | Path | None) -> Path:
+    """``path``, or ``runs/latest`` when it is None (FileNotFoundError, with what to do, when there is none)."""
+    if path is not None:
+        return Path(path)
+    latest = RunFolder.latest().path
+    if not latest.exists():
+        raise FileNotFoundError(f"no trained model at {latest}: run `python train.py` (it saves {latest}) or pass --model PATH")
+    return latest
+
+
+def read_preprocess_config(path: str | Path | None = None) -> PreprocessConfig:
+    """The crop settings a model at ``path`` (as :func:`load_recognizer` takes it) must be fed with, read from its
+    side files alone: no TensorFlow, so crops can be made while the model loads."""
+    return _read_side_files(_locate(model_path_or_latest(path))[2])[2]
+
+
 def load_recognizer(path: str | Path | None = None) -> Recognizer:
     """Load a model with its configuration, for inference.
 
@@ -444,14 +460,7 @@ def load_recognizer(path: str | Path | None = None) -> Recognizer:
             not what its name says; the message names the file and why), or the model, its config and its
             tokenizer do not belong together.
     """
-    if path is None:
-        latest = RunFolder.latest().path
-        if not latest.exists():
-            raise FileNotFoundError(
-                f"no trained model at {latest}: run `python train.py` (it saves {latest}) or pass --model PATH"
-            )
-        path = latest
-    path = Path(path)
+    path = model_path_or_latest(path)
     fmt, model_path, folder = _locate(path)
     config, tokenizer, preprocess = _read_side_files(folder)
     model = None

@@ -134,6 +134,7 @@ def test_long_utterances_are_windowed_and_merged_without_repeats(session, oracle
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`lipnet-ko ARGS` in a fresh interpreter (TensorFlow not imported yet, as for a user)."""
     return subprocess.run([sys.executable, "-m", "lipnet_ko", *args], capture_output=True, text=True, cwd=cwd)
 
 
@@ -460,3 +461,20 @@ def test_transcribe_help_documents_the_exit_status():
     assert "exit status:" in result.stdout
     for code in ("0  every video was transcribed", "1  at least one video failed", "2  nothing was done"):
         assert code in result.stdout
+
+
+def test_the_first_video_is_cropped_while_the_model_loads_and_reads_the_same(session, run_folder, tmp_path):
+    """The command line crops its first video in a forked worker during TensorFlow's import (a fresh process, so
+    the fork comes before TensorFlow); the transcript equals the one cropped in this process."""
+    from lipnet_ko.app.transcribe import TranscribeOptions, transcribe
+    from lipnet_ko.model.inference import load_recognizer
+
+    video, _ = session
+    out = tmp_path / "out"
+    result = _cli("transcribe", "-v", str(video), "--model", str(run_folder), "--out", str(out), "--beam", "4",
+                  "--format", "json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "cropped in a worker process while the model loaded" in result.stderr
+    doc = json.loads((out / f"{video.stem}.json").read_text(encoding="utf-8"))
+    here = transcribe(video, load_recognizer(run_folder), TranscribeOptions(beam_width=4)).to_dict()
+    assert doc["segments"] and doc["segments"] == here["segments"]
