@@ -39,8 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))  # synthetic_logits: simulated logits shared with the tests
 
-from lipnet_ko.decode.search import DecodingOptions, beam_search, log_softmax  # noqa: E402
-from lipnet_ko.decode.lm import load_default_lm  # noqa: E402
+from lipnet_ko.decoding.search import DecodingOptions, beam_search, log_softmax  # noqa: E402
+from lipnet_ko.decoding.lm import load_default_lm  # noqa: E402
 from lipnet_ko.text.sentences import load_free_sentences, load_grammar  # noqa: E402
 from synthetic_logits import align, flatter, trained_like  # noqa: E402
 from lipnet_ko.text.tokenizer import JamoTokenizer  # noqa: E402

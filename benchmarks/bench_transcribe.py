@@ -102,7 +102,7 @@ def load_lm(recognizer, no_lm: bool):
 
     if no_lm or not isinstance(recognizer.tokenizer, JamoTokenizer):
         return None
-    from lipnet_ko.decode.lm import load_default_lm
+    from lipnet_ko.decoding.lm import load_default_lm
 
     return load_default_lm()
 

@@ -25,9 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic_logits: simulated logits shared with the tests
 
-from lipnet_ko.decode.search import DecodingOptions, decode  # noqa: E402
-from lipnet_ko.decode.lexicon import Lexicon  # noqa: E402
-from lipnet_ko.decode.lm import load_default_lm  # noqa: E402
+from lipnet_ko.decoding.search import DecodingOptions, decode  # noqa: E402
+from lipnet_ko.decoding.lexicon import Lexicon  # noqa: E402
+from lipnet_ko.decoding.lm import load_default_lm  # noqa: E402
 from lipnet_ko.text.metrics import cer  # noqa: E402
 from lipnet_ko.text.sentences import load_free_sentences, load_grammar, split_free_sentences  # noqa: E402
 from synthetic_logits import confused_utterances  # noqa: E402

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "DecodingOptions": "lipnet_ko.decode.search",  # numpy only
+    "DecodingOptions": "lipnet_ko.decoding.search",  # numpy only
     "normalize_text": "lipnet_ko.text.normalize",
     "CharTokenizer": "lipnet_ko.text.tokenizer",
     "JamoTokenizer": "lipnet_ko.text.tokenizer",
@@ -38,15 +38,9 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
 
-# ``lipnet_ko.decode`` names both the sub-package and the function below. Python binds the attribute to the
-# sub-package when the sub-package is first imported, so it is imported now (its __init__ imports nothing) and
-# the function defined after it wins, as it did when this file imported everything eagerly.
-importlib.import_module("lipnet_ko.decode")
-
-
 def decode(logits, logit_lengths, tokenizer, options=None):
-    """CTC logits -> one ``DecodingResult`` per utterance; see ``lipnet_ko.decode.search.decode``."""
-    from lipnet_ko.decode.search import DecodingOptions, decode as decode_batch
+    """CTC logits -> one ``DecodingResult`` per utterance; see ``lipnet_ko.decoding.search.decode``."""
+    from lipnet_ko.decoding.search import DecodingOptions, decode as decode_batch
 
     return decode_batch(logits, logit_lengths, tokenizer, options if options is not None else DecodingOptions())
 

@@ -14,7 +14,7 @@ import pytest
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "lipnet_ko"
 
 # Sub-packages from upstream to downstream: a module may import its own package and the ones before it.
-LAYERS = ("files", "text", "video", "data", "synth", "decode", "model", "training", "app")
+LAYERS = ("files", "text", "video", "data", "synth", "decoding", "model", "training", "app")
 
 
 def module_name(path: Path) -> str:
@@ -146,3 +146,18 @@ def test_a_stage_imports_only_itself_and_the_stages_upstream(layer):
             if target == "lipnet_ko" or target_layer not in allowed:
                 offences.append(f"{path.relative_to(PACKAGE_DIR.parent)}:{line} imports {target} ({imported or 'module'})")
     assert not offences, f"{layer} may import only {sorted(allowed)}:\n" + "\n".join(offences)
+
+
+def test_no_top_level_name_hides_a_sub_package():
+    """``import lipnet_ko.decoding.search as s`` and ``lipnet_ko.decoding.lm.load_default_lm`` resolve through the
+    attributes of ``lipnet_ko``: a public name (function, class) named like a sub-package would shadow it."""
+    tree = ast.parse((PACKAGE_DIR / "__init__.py").read_text(encoding="utf-8"))
+    names = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    for node in ast.walk(tree):
+        targets = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        if isinstance(node, ast.Assign) and {"__all__", "_EXPORTS"} & set(targets):
+            value = node.value
+            names |= {elt.value for elt in getattr(value, "elts", getattr(value, "keys", [])) if isinstance(elt, ast.Constant)}
+    packages = {path.parent.name for path in PACKAGE_DIR.glob("*/__init__.py")} | {p.stem for p in PACKAGE_DIR.glob("*.py")}
+    assert len(names) > 5, names
+    assert not names & packages, f"top-level names that shadow a sub-package or module: {sorted(names & packages)}"

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from lipnet_ko.app.report import Utterance
 from lipnet_ko.data.batching import Example
-from lipnet_ko.decode.search import DecodingOptions
+from lipnet_ko.decoding.search import DecodingOptions
 from lipnet_ko.training.evaluation import evaluate, standard_decoders
 from lipnet_ko.training.run_data import EVAL_SPLITS, corpus_examples, prepare_data
 
@@ -47,7 +47,7 @@ def _skipped_item(item: dict, split: str) -> dict:
 
 def _read_lm(path: str):
     """``--lm FILE`` -> NGramLM; a missing or unreadable file is a ValueError that names the flag and the file."""
-    from lipnet_ko.decode.lm import NGramLM
+    from lipnet_ko.decoding.lm import NGramLM
 
     try:
         return NGramLM.read_arpa(path)
@@ -126,7 +126,7 @@ def run(args) -> int:
             except ValueError as error:
                 raise ValueError(f"--lm {args.lm} does not fit the model: {error}") from None
         elif isinstance(recognizer.tokenizer, JamoTokenizer):
-            from lipnet_ko.decode.lm import DEFAULT_LM_PATHS, load_default_lm
+            from lipnet_ko.decoding.lm import DEFAULT_LM_PATHS, load_default_lm
 
             lm, lm_source = load_default_lm(), str(DEFAULT_LM_PATHS["jamo"])
         decoders = standard_decoders(args.beam, lm)
@@ -143,7 +143,8 @@ def run(args) -> int:
     for split, result in results.items():
         print(f"{split}: {len(result.references)} clips")
         for name, scores in result.scores.items():
-            print(f"  {name:<8} syllable CER {scores.cer:7.2%}  jamo CER {scores.jamo_cer:7.2%}  WER {scores.wer:7.2%}  "
+            print(f"  {name:<8} syllable CER {scores.cer:7.2%}  jamo CER {scores.jamo_cer:7.2%}  "
+                  f"viseme CER {scores.viseme_cer:7.2%}  WER {scores.wer:7.2%}  "
                   f"sWER {scores.swer:7.2%}  BLEU {scores.bleu:5.1f}")
     # The decoders are the report's own "decoders" keys, so they are not repeated in meta.
     meta = {"model": str(recognizer.source), "data": args.data or (run_config.data.spec if run_config else None),

@@ -116,7 +116,7 @@ def build_report(utterances: Iterable[Utterance], *, title: str, meta: Mapping, 
             {"title": str, "meta": dict, "num_utterances": int,
              "num_skipped": int, "skipped": [{"clip_id", "split", "reason"}],
              "decoders": {name: {
-                 "corpus": Scores.to_dict(),  # cer, jamo_cer, wer, swer (fractions), bleu (0-100), ...
+                 "corpus": Scores.to_dict(),  # cer, jamo_cer, viseme_cer, wer, swer (fractions), bleu (0-100), ...
                  "speakers": {speaker: {"utterances": int, "cer": float, "wer": float}},  # {} without speakers
                  "utterances": [{"clip_id", "speaker", "split", "reference", "hypothesis", "cer", "wer"}],
              }}}
@@ -459,10 +459,11 @@ def to_markdown(report: dict, *, figures: Sequence[str] = ()) -> str:
 
     lines += ["## Corpus", ""]
     lines += _table(
-        ["decoder", "CER", "jamo CER", "WER", "sWER", "BLEU"],
-        "lrrrrr",
+        ["decoder", "CER", "jamo CER", "viseme CER", "WER", "sWER", "BLEU"],
+        "lrrrrrr",
         (
-            [_escape(name), *(_percent(corpus[k]) for k in ("cer", "jamo_cer", "wer", "swer")), f"{corpus['bleu']:.2f}"]
+            [_escape(name), *(_percent(corpus[k]) for k in ("cer", "jamo_cer", "viseme_cer", "wer", "swer")),
+             f"{corpus['bleu']:.2f}"]
             for name, corpus in ((name, block["corpus"]) for name, block in decoders.items())
         ),
     )

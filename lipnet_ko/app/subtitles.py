@@ -270,11 +270,12 @@ def get_writer(fmt: str) -> Callable[[Transcript], str]:
 
 
 def write_transcript(transcript: Transcript, out_dir: str | Path, stem: str, formats: str | Iterable[str]) -> dict[str, Path]:
-    """Writes ``out_dir/stem.<fmt>`` for each format, atomically, as UTF-8: all of them or none.
+    """Writes ``out_dir/stem.<fmt>`` for each format, atomically, as UTF-8: each file whole or not at all.
 
     Every file is rendered, then written under a temporary name, and only when all are on disk are they
     moved into place; a failure before that (an unknown format, a full disk, no permission) removes the
-    temporary files and leaves ``out_dir`` as it was.
+    temporary files and leaves ``out_dir`` as it was. (A rename failing after the first would leave the
+    files already moved in place: renames within one folder do not fail in practice.)
 
     Args:
         transcript: what to write.

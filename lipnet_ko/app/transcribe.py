@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lipnet_ko.decode.search import DecodingOptions, ctc_log_likelihood, decode, log_softmax
+from lipnet_ko.decoding.search import DecodingOptions, ctc_log_likelihood, decode, log_softmax
 from lipnet_ko.video.segmentation import SegmentationConfig, find_utterances, merge_window_texts
 from lipnet_ko.app.subtitles import BURN_EXTENSIONS, Segment, Transcript, burn_subtitles, write_transcript
 
@@ -67,10 +67,10 @@ def _language_model(options: TranscribeOptions, tokenizer):
     if options.lm == "default":
         if not isinstance(tokenizer, JamoTokenizer):
             return None
-        from lipnet_ko.decode.lm import load_default_lm
+        from lipnet_ko.decoding.lm import load_default_lm
 
         return load_default_lm()
-    from lipnet_ko.decode.lm import NGramLM
+    from lipnet_ko.decoding.lm import NGramLM
 
     lm = NGramLM.read_arpa(options.lm)
     lm.check_tokenizer(tokenizer)
@@ -306,7 +306,10 @@ class _MouthPrefetch:
     Both take seconds and use one core each (dlib and video decoding there, TensorFlow's import here), so on a
     2-core machine the crops are ready when the model is. Only before TensorFlow is imported (forking after it is
     unsafe) and where ``fork`` exists; otherwise, or if the worker fails to start, the video is cropped in this
-    process as usual, and so is a video whose prefetch failed (its error is then raised as without the prefetch).
+    process as usual, and so is a video whose worker died. A video that cannot be read or shows no face raises
+    its error from :meth:`result`, as cropping it here would. Forking is safe here because nothing before it has
+    started threads that hold locks (no OpenCV call runs before the prefetch; ``data.crops`` spawns its workers
+    instead, as it forks after cropping): keep it first in ``run``.
     """
 
     def __init__(self, video: Path, model_path):
@@ -320,18 +323,27 @@ class _MouthPrefetch:
             self.config = read_preprocess_config(model_path)
         except (OSError, ValueError):
             return  # loading the model reports it
-        self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-        self._future = self._pool.submit(extract_mouth_from_video, video, config=self.config)
+        try:  # the fork happens in submit(): it can fail (no memory, a process limit); then crop here as usual
+            self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+            self._future = self._pool.submit(extract_mouth_from_video, video, config=self.config)
+        except (OSError, RuntimeError):
+            logger.debug("could not start a worker to crop %s while the model loads", video, exc_info=True)
+            self.close()
 
     def result(self, video: Path, config):
         """The prefetched ``MouthResult`` for ``video`` made with ``config``, or None (then crop here)."""
         if self._future is None or video != self.video or config != self.config:
             return None
+        from lipnet_ko.video.mouth import NoFaceError
+        from lipnet_ko.video.reader import VideoError
+
         try:
             mouth = self._future.result()
             logger.debug("%s was cropped in a worker process while the model loaded", video)
             return mouth
-        except Exception:  # the video's own error, or a worker that died: cropping here raises it as usual
+        except (VideoError, NoFaceError):
+            raise  # the video's own error, as cropping here would raise it (without cropping it twice)
+        except Exception:  # a worker that died, or an error that did not survive pickling: crop here instead
             logger.debug("prefetching %s failed; cropping it here", video, exc_info=True)
             return None
         finally:
@@ -391,7 +403,7 @@ def run(args) -> int:
         options = TranscribeOptions(beam_width=args.beam, lm=None if args.no_lm else (args.lm or "default"))
         lm = None
         if args.lm:  # read (and check) the file before the model: a bad path fails in a moment, not after loading
-            from lipnet_ko.decode.lm import NGramLM
+            from lipnet_ko.decoding.lm import NGramLM
 
             try:
                 lm = NGramLM.read_arpa(args.lm)

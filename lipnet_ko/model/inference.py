@@ -10,7 +10,7 @@ tokenizer it was trained with and the ``PreprocessConfig`` that made its crops. 
   ``savedmodel`` or ``tflite``), or one ``.tflite`` file inside it (e.g. ``model_fp16.tflite``).
 
 Whatever the format, ``Recognizer.logits(clips)`` gives the same per-clip logits (up to float error).
-Decoding them to text is :mod:`lipnet_ko.decode.search`'s job.
+Decoding them to text is :mod:`lipnet_ko.decoding.search`'s job.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ A run folder, as ``lipnet_ko.training.trainer.train`` leaves it::
     checkpoints/         ckpt-<step>.npz (resume), best.weights.h5 (best validation syllable CER)
     log.csv, tensorboard/, train.log
     model.keras          the kept model (best validation CER)
-    metrics.json         per split (seen, unseen, free, unseen_free) and decoder: syllable_cer, jamo_cer, wer, bleu
+    metrics.json         per split (seen, unseen, free, unseen_free) and decoder: syllable_cer, jamo_cer, viseme_cer, wer, bleu
     export/<format>/     what ``lipnet-ko export`` writes by default (see lipnet_ko.model.export)
 
 ``model_config.json``, ``tokenizer.json`` and ``preprocess.json`` are the side files: every model file needs

@@ -5,6 +5,9 @@ Conventions (the README has the same table):
 * Both sides go through one normaliser first (:func:`lipnet_ko.text.normalize.normalize_for_metrics` by default).
 * ``cer``: syllable (character) error rate with spaces removed; denominator = reference characters.
 * ``jamo_cer``: the same on conjoining jamo (the NFD form), spaces removed.
+* ``viseme_cer``: the same on the jamo's viseme classes (``lipnet_ko.text.visemes``), spaces removed: what the
+  lips can show. Jamo of one class (ㅂ/ㅁ/ㅍ as initials, say) count as equal; a character with no Korean
+  viseme class (a Latin letter of GRID) is a class of its own.
 * ``wer``: over eojeol (space-separated words).
 * ``swer``: space-normalised WER: the hypothesis is re-spaced to the reference's word boundaries
   through a character alignment, so errors of spacing alone are forgiven.
@@ -31,6 +34,7 @@ import numpy as np
 
 from lipnet_ko.text.normalize import normalize_for_metrics
 from lipnet_ko.text.hangul import to_jamo
+from lipnet_ko.text.visemes import viseme_class
 from lipnet_ko.files import read_text
 
 Texts = str | Sequence[str]
@@ -80,6 +84,32 @@ def jamo_cer(
     """Jamo error rate: CER on the conjoining-jamo (NFD) form, spaces removed."""
     refs, hyps = _pair(references, hypotheses, normalizer)
     return _rate([(to_jamo(_chars(r)), to_jamo(_chars(h))) for r, h in zip(refs, hyps)], average)
+
+
+def viseme_classes(text: str) -> list[str]:
+    """One viseme class per jamo of ``text``, spaces removed (what ``viseme_cer`` compares).
+
+    A character that is not a conjoining jamo after ``to_jamo`` (a Latin letter, a digit) stands for itself.
+    """
+    classes = []
+    for ch in to_jamo(_chars(text)):
+        try:
+            classes.append(viseme_class(ch))
+        except ValueError:
+            classes.append(ch)
+    return classes
+
+
+def viseme_cer(
+    references: Texts, hypotheses: Texts, *, normalizer: Normalizer = normalize_for_metrics, average: Average = "corpus"
+) -> float:
+    """Viseme error rate: edits over the jamo's viseme-class sequences / reference jamo, spaces removed.
+
+    The part of the jamo error that the video could have shown: a hypothesis that swaps look-alike jamo
+    (바 for 마) has jamo errors but no viseme errors.
+    """
+    refs, hyps = _pair(references, hypotheses, normalizer)
+    return _rate([(viseme_classes(r), viseme_classes(h)) for r, h in zip(refs, hyps)], average)
 
 
 def wer(
@@ -329,6 +359,7 @@ class Scores:
     utterances: int
     cer: float
     jamo_cer: float
+    viseme_cer: float
     wer: float
     swer: float
     bleu: float
@@ -348,6 +379,7 @@ def score_corpus(
         utterances=len(refs),
         cer=cer(refs, hyps, normalizer=None),
         jamo_cer=jamo_cer(refs, hyps, normalizer=None),
+        viseme_cer=viseme_cer(refs, hyps, normalizer=None),
         wer=wer(refs, hyps, normalizer=None),
         swer=swer(refs, hyps, normalizer=None),
         bleu=bleu(refs, hyps, normalizer=None),

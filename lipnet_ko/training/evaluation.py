@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lipnet_ko.data.batching import Example
-from lipnet_ko.decode.search import DecodingOptions, decode
+from lipnet_ko.decoding.search import DecodingOptions, decode
 from lipnet_ko.text.metrics import Scores, score_corpus
 
 logger = logging.getLogger(__name__)
@@ -40,11 +40,12 @@ class Evaluation:
     seconds: dict[str, float] = field(default_factory=dict)  # "model" and each decoder
 
     def to_dict(self) -> dict:
-        """``{decoder: {syllable_cer, jamo_cer, wer, swer, bleu, utterances}}``."""
+        """``{decoder: {syllable_cer, jamo_cer, viseme_cer, wer, swer, bleu, utterances}}``."""
         return {
             name: {
                 "syllable_cer": round(s.cer, 5),
                 "jamo_cer": round(s.jamo_cer, 5),
+                "viseme_cer": round(s.viseme_cer, 5),
                 "wer": round(s.wer, 5),
                 "swer": round(s.swer, 5),
                 "bleu": round(s.bleu, 3),

@@ -616,7 +616,7 @@ def finish_run(run: RunFolder, recognizer, data: RunData, config: TrainConfig, s
     model = recognizer.model
     lm = None
     if isinstance(recognizer.tokenizer, JamoTokenizer):
-        from lipnet_ko.decode.lm import load_default_lm
+        from lipnet_ko.decoding.lm import load_default_lm
 
         lm = load_default_lm()
     decoders = standard_decoders(config.beam_width, lm)
@@ -663,9 +663,10 @@ def finish_run(run: RunFolder, recognizer, data: RunData, config: TrainConfig, s
 
 def format_metrics(metrics: dict) -> str:
     """A plain table of the kept model's figures: split x decoder."""
-    lines = [f"{'split':<11} {'decoder':<8} {'syl CER':>8} {'jamo CER':>9} {'WER':>7} {'BLEU':>6} {'n':>5}"]
+    lines = [f"{'split':<11} {'decoder':<8} {'syl CER':>8} {'jamo CER':>9} {'vis CER':>8} {'WER':>7} {'BLEU':>6} {'n':>5}"]
     for split in EVAL_SPLITS:
         for decoder, s in metrics.get(split, {}).items():
-            lines.append(f"{split:<11} {decoder:<8} {s['syllable_cer']:>8.2%} {s['jamo_cer']:>9.2%} {s['wer']:>7.2%} "
-                         f"{s['bleu']:>6.1f} {s['utterances']:>5}")
+            viseme = f"{s['viseme_cer']:>8.2%}" if "viseme_cer" in s else f"{'-':>8}"  # runs saved before the metric
+            lines.append(f"{split:<11} {decoder:<8} {s['syllable_cer']:>8.2%} {s['jamo_cer']:>9.2%} {viseme} "
+                         f"{s['wer']:>7.2%} {s['bleu']:>6.1f} {s['utterances']:>5}")
     return "\n".join(lines)

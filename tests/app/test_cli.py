@@ -91,7 +91,8 @@ def test_command_help_is_quick_and_imports_no_tensorflow(name):
 def test_import_lipnet_ko_loads_nothing_heavy():
     code = ("import sys, lipnet_ko; heavy = [m for m in ('numpy', 'cv2', 'tensorflow', 'dlib') if m in sys.modules]; "
             "assert not heavy, heavy; assert callable(lipnet_ko.decode) and lipnet_ko.__version__; "
-            "import lipnet_ko.decode.search; assert lipnet_ko.decode.__module__ == 'lipnet_ko'; "
+            "import lipnet_ko.decoding.search; assert lipnet_ko.decode.__module__ == 'lipnet_ko'; "
+            "assert callable(lipnet_ko.decoding.search.decode); "
             "from lipnet_ko import TranscribeOptions, transcribe, DecodingOptions; assert transcribe.__module__ == "
             "'lipnet_ko.app.transcribe'; assert 'transcribe' in dir(lipnet_ko)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

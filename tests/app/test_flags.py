@@ -498,7 +498,7 @@ def test_preprocess_max_missing_share_fails_clips_with_too_few_faces(face_video,
 
 
 def test_lm_build_order_units_and_out(text_file, tmp_path):
-    from lipnet_ko.decode.lm import NGramLM
+    from lipnet_ko.decoding.lm import NGramLM
 
     more = tmp_path / "more.txt"
     more.write_text("학교 가요\n", encoding="utf-8")
@@ -512,7 +512,7 @@ def test_lm_build_order_units_and_out(text_file, tmp_path):
 
 
 def test_lm_build_skip_unsupported(tmp_path, capsys):
-    from lipnet_ko.decode.lm import NGramLM
+    from lipnet_ko.decoding.lm import NGramLM
 
     text = tmp_path / "mixed.txt"
     text.write_text("안녕 하세요\nABC 좋다\n좋은 아침\n", encoding="utf-8")
@@ -537,7 +537,7 @@ def test_lm_corpus_samples_seed_and_out(tmp_path):
 
 
 def test_lm_corpus_units(tmp_path):
-    from lipnet_ko.decode.lm import text_to_units
+    from lipnet_ko.decoding.lm import text_to_units
 
     text, jamo = tmp_path / "text.txt", tmp_path / "jamo.txt"
     assert cli("lm", "corpus", "--grammar-samples", 3, "--out", text) == 0

@@ -146,7 +146,7 @@ def test_markdown_tables(report):
     assert "- **data**: synth:test" in lines
     assert "- **decoders**: greedy, beam" in lines
     beam = report["decoders"]["beam"]["corpus"]
-    rates = " | ".join(f"{100 * beam[k]:.2f}%" for k in ("cer", "jamo_cer", "wer", "swer"))
+    rates = " | ".join(f"{100 * beam[k]:.2f}%" for k in ("cer", "jamo_cer", "viseme_cer", "wer", "swer"))
     assert f"| beam | {rates} | {beam['bleu']:.2f} |" in lines
     s1_greedy = report["decoders"]["greedy"]["speakers"]["s1"]["cer"]
     s1_beam = report["decoders"]["beam"]["speakers"]["s1"]["cer"]
@@ -321,7 +321,7 @@ def test_edit_counts_equal_editdistance(samples):
 
 
 def test_viseme_confused_decoding_stays_inside_classes():
-    from lipnet_ko.decode.search import DecodingOptions, decode
+    from lipnet_ko.decoding.search import DecodingOptions, decode
     from synthetic_logits import confused_utterances
 
     sentences = SENTENCES[:30]

@@ -273,7 +273,7 @@ def cli_with(monkeypatch, oracle):
 
 
 def test_lm_file_is_read_before_the_model_and_used(session, cli_with, tmp_path, capsys):
-    from lipnet_ko.decode.lm import NGramLM
+    from lipnet_ko.decoding.lm import NGramLM
 
     cli, loads, decodes = cli_with
     video, _ = session
@@ -478,3 +478,19 @@ def test_the_first_video_is_cropped_while_the_model_loads_and_reads_the_same(ses
     doc = json.loads((out / f"{video.stem}.json").read_text(encoding="utf-8"))
     here = transcribe(video, load_recognizer(run_folder), TranscribeOptions(beam_width=4)).to_dict()
     assert doc["segments"] and doc["segments"] == here["segments"]
+
+
+def test_a_worker_that_cannot_start_leaves_the_cropping_to_this_process(monkeypatch, session, run_folder):
+    import concurrent.futures
+
+    from lipnet_ko.app import transcribe as module
+
+    def no_fork(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # as in a fresh `lipnet-ko` process
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_fork)
+    video, _ = session
+    prefetch = module._MouthPrefetch(video, run_folder)
+    assert prefetch.config is not None  # it read the model's crop settings and then tried to fork
+    assert prefetch.result(video, prefetch.config) is None  # nothing prefetched: transcribe() crops it itself

@@ -16,7 +16,10 @@ from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 
 from lipnet_ko.app.cli import main
 from lipnet_ko.text import metrics
-from lipnet_ko.text.metrics import align_characters, bleu, cer, jamo_cer, respace, score_corpus, swer, wer
+from lipnet_ko.text.metrics import (
+    align_characters, bleu, cer, jamo_cer, respace, score_corpus, swer, viseme_cer, viseme_classes, wer,
+)
+from lipnet_ko.text.normalize import normalize_for_metrics
 from lipnet_ko.text.sentences import load_free_sentences
 from respace_oracle import corrupt, quadratic_respace
 
@@ -163,7 +166,7 @@ def test_score_corpus_bundles_everything():
     assert scores.utterances == 5
     assert scores.cer == pytest.approx(cer(REFS, HYPS))
     assert scores.swer <= scores.wer
-    assert set(scores.to_dict()) >= {"cer", "jamo_cer", "wer", "swer", "bleu", "cer_utterance_mean"}
+    assert set(scores.to_dict()) >= {"cer", "jamo_cer", "viseme_cer", "wer", "swer", "bleu", "cer_utterance_mean"}
 
 
 def test_bad_arguments():
@@ -314,3 +317,41 @@ def test_score_rejects_folders_and_non_utf8(tmp_path, capsys):
     (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
     assert main(["score", ref, str(tmp_path / "latin1.txt")]) == 2
     assert "not UTF-8 text (byte 0xe9 at offset 3)" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- viseme CER
+
+
+def test_viseme_cer_on_a_hand_worked_example():
+    # 밥 먹어 -> 맙 벅어: the initials ㅂ<->ㅁ swap (both bilabial: 2 jamo errors, 0 viseme errors);
+    # 어 -> 아 changes a vowel class (1 error of each). Reference: 밥 먹어 = ㅂㅏㅂ ㅁㅓㄱ ㅇㅓ = 8 jamo.
+    assert jamo_cer("밥 먹어", "맙 벅아") == pytest.approx(3 / 8)
+    assert viseme_cer("밥 먹어", "맙 벅아") == pytest.approx(1 / 8)
+    assert viseme_cer("밥 먹어", "밥 먹어") == 0.0
+    # 가 -> 바: velar -> bilabial, a viseme error as well as a jamo error
+    assert viseme_cer("가", "바") == pytest.approx(1 / 2) == jamo_cer("가", "바")
+
+
+def test_viseme_cer_equals_editdistance_on_the_class_strings():
+    from lipnet_ko.text.visemes import viseme_sequence
+
+    rng = random.Random(3)
+    sentences = load_free_sentences()[:120]
+    refs = [normalize_for_metrics(s) for s in sentences]
+    hyps = [corrupt(rng, r, rng.randint(0, 5)) for r in refs]
+    edits = total = 0
+    for r, h in zip(refs, hyps):
+        # the independent path: the visemes module's own sequence, spaces dropped, as one symbol per class
+        ref_classes = [c for c in viseme_sequence(r) if c != " "]
+        hyp_classes = [c for c in viseme_sequence(h) if c != " "]
+        assert viseme_classes(r) == ref_classes
+        edits += editdistance.eval(ref_classes, hyp_classes)
+        total += len(ref_classes)
+    assert viseme_cer(refs, hyps) == pytest.approx(edits / total)
+    assert viseme_cer(refs, hyps) <= jamo_cer(refs, hyps)  # merging classes can only remove errors
+
+
+def test_viseme_cer_treats_characters_without_a_viseme_class_as_their_own():
+    assert viseme_classes("bin blue") == list("binblue")
+    assert viseme_cer("bin blue at f two now", "bin blue at f two now") == 0.0
+    assert viseme_cer("bin", "pin") == pytest.approx(1 / 3)

@@ -132,8 +132,8 @@ def test_evaluate_command_writes_report_with_figures_matching_its_rows(tmp_path)
     assert [row["decoder"] for row in tables["Corpus"]] == list(report["decoders"])
     for row in tables["Corpus"]:
         figures = report["decoders"][row["decoder"]]["corpus"]
-        assert [row["CER"], row["jamo CER"], row["WER"], row["sWER"]] == [
-            _percent(figures[k]) for k in ("cer", "jamo_cer", "wer", "swer")
+        assert [row["CER"], row["jamo CER"], row["viseme CER"], row["WER"], row["sWER"]] == [
+            _percent(figures[k]) for k in ("cer", "jamo_cer", "viseme_cer", "wer", "swer")
         ]
         assert row["BLEU"] == f"{figures['bleu']:.2f}"
     expected = [

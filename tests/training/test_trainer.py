@@ -168,9 +168,9 @@ def test_unknown_config_field_in_json_is_rejected(tmp_path):
 def _recomputed_figures(run: RunFolder, config: TrainConfig) -> dict:
     """``{split: {decoder: figures}}`` of the run's ``model.keras`` on its seen and unseen clips, decoded again and
     scored with the ``lipnet_ko.text.metrics`` functions themselves (not ``score_corpus``, which the run used)."""
-    from lipnet_ko.decode.lm import load_default_lm
+    from lipnet_ko.decoding.lm import load_default_lm
     from lipnet_ko.model.inference import load_recognizer
-    from lipnet_ko.text.metrics import bleu, cer, jamo_cer, wer
+    from lipnet_ko.text.metrics import bleu, cer, jamo_cer, viseme_cer, wer
     from lipnet_ko.training.evaluation import decode_logits, standard_decoders
     from lipnet_ko.training.run_data import prepare_data
 
@@ -187,6 +187,7 @@ def _recomputed_figures(run: RunFolder, config: TrainConfig) -> dict:
         for name, options in standard_decoders(config.beam_width, load_default_lm()).items():
             hypotheses = decode_logits(logits, recognizer.tokenizer, options)
             figures[split][name] = {"syllable_cer": cer(references, hypotheses), "jamo_cer": jamo_cer(references, hypotheses),
+                                    "viseme_cer": viseme_cer(references, hypotheses),
                                     "wer": wer(references, hypotheses), "bleu": bleu(references, hypotheses),
                                     "utterances": len(examples)}
     return figures
@@ -214,7 +215,7 @@ def test_tiny_run_writes_a_complete_run_folder(corpus, tmp_path):
         for decoder, expected in recomputed[split].items():
             figures = metrics[split][decoder]
             assert figures["utterances"] == expected["utterances"] >= 1
-            for name in ("syllable_cer", "jamo_cer", "wer"):
+            for name in ("syllable_cer", "jamo_cer", "viseme_cer", "wer"):
                 assert 0.0 <= figures[name] <= 2.0, (split, decoder, name)
                 assert figures[name] == pytest.approx(expected[name], abs=1e-5), (split, decoder, name)
             assert figures["bleu"] == pytest.approx(expected["bleu"], abs=1e-3), (split, decoder)

@@ -33,8 +33,8 @@ import numpy as np
 from lipnet_ko.text.tokenizer import BLANK_ID, JamoTokenizer
 
 if TYPE_CHECKING:  # imported for annotations only; decoding never needs them at import time
-    from lipnet_ko.decode.lexicon import Lexicon
-    from lipnet_ko.decode.lm import NGramLM
+    from lipnet_ko.decoding.lexicon import Lexicon
+    from lipnet_ko.decoding.lm import NGramLM
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,11 @@ class DecodingOptions:
 
     beam_width: int = 32  # hypotheses kept per frame; 1 = greedy (argmax, merge repeats, drop blanks)
     hangul_constraint: bool = True  # keep every hypothesis well-formed (Hangul syllables for jamo; no stray spaces for chars)
-    lm: "NGramLM | None" = None  # token-level n-gram LM for shallow fusion (lipnet_ko.decode.lm); None = acoustic only
+    lm: "NGramLM | None" = None  # token-level n-gram LM for shallow fusion (lipnet_ko.decoding.lm); None = acoustic only
     lm_weight: float = 0.8  # alpha: multiplies the LM's natural-log probability
     # beta: added per emitted token with an LM (offsets its pull toward short outputs); unused without one
     insertion_bonus: float = 0.5
-    lexicon: "Lexicon | None" = None  # closed vocabulary (lipnet_ko.decode.lexicon.Lexicon); None = open vocabulary
+    lexicon: "Lexicon | None" = None  # closed vocabulary (lipnet_ko.decoding.lexicon.Lexicon); None = open vocabulary
     token_min_logprob: float = -8.0  # a token is tried as an extension only on frames where its log-prob is at least this
     beam_threshold: float = 25.0  # hypotheses scoring more than this below the frame's best are dropped
     nbest: int = 1  # (text, score) pairs returned per utterance, best first

@@ -1,4 +1,4 @@
-"""Tests for lipnet_ko.decode.lm: hand-computed Kneser-Ney probabilities, normalisation, ARPA round trips and
+"""Tests for lipnet_ko.decoding.lm: hand-computed Kneser-Ney probabilities, normalisation, ARPA round trips and
 KenLM-style files, the decoder's state tables against the model's own backoff, the CLI and the shipped LM."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lipnet_ko.app.cli import main
-from lipnet_ko.decode.lm import (
+from lipnet_ko.decoding.lm import (
     BOS,
     DEFAULT_LM_PATHS,
     EOS,
@@ -314,7 +314,7 @@ def test_cli_build_refuses_characters_its_units_cannot_hold(tmp_path, capsys, ca
     line = _one_error_line(capsys.readouterr().err)
     assert f"{text}:2" in line and "U+1F600" in line and "--skip-unsupported" in line
     assert not out.exists()
-    with caplog.at_level("WARNING", logger="lipnet_ko.decode.lm"):
+    with caplog.at_level("WARNING", logger="lipnet_ko.decoding.lm"):
         assert main(["lm", "build", str(text), "--order", "2", "--skip-unsupported", "--out", str(out)]) == 0
     assert "skipped 1 of 3 lines" in caplog.text and "U+1F600" in caplog.text
     lm = NGramLM.read_arpa(out)
@@ -333,7 +333,7 @@ def test_cli_build_help_says_what_happens_to_unsupported_characters(capsys):
 
 
 def test_unsupported_characters():
-    from lipnet_ko.decode.lm import unsupported_characters
+    from lipnet_ko.decoding.lm import unsupported_characters
 
     assert unsupported_characters("다람쥐 헌 쳇바퀴에 타고파") == []
     assert unsupported_characters("컵 😀 a 1 | 😀", "jamo") == ["😀", "a", "1", "|"]  # "|" would pose as the space unit

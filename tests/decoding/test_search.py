@@ -1,4 +1,4 @@
-"""Tests for lipnet_ko.decode.search against independent oracles: brute-force enumeration of alignments,
+"""Tests for lipnet_ko.decoding.search against independent oracles: brute-force enumeration of alignments,
 tf.nn.ctc_beam_search_decoder / ctc_greedy_decoder, a numpy CTC forward pass, unicodedata NFC, and the
 LM's own dictionary-based scoring."""
 
@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from lipnet_ko.decode.search import DecodingOptions, decode, greedy_search, hangul_automaton, log_softmax
-from lipnet_ko.decode.lexicon import Lexicon
-from lipnet_ko.decode.lm import text_to_units, train_kneser_ney
+from lipnet_ko.decoding.search import DecodingOptions, decode, greedy_search, hangul_automaton, log_softmax
+from lipnet_ko.decoding.lexicon import Lexicon
+from lipnet_ko.decoding.lm import text_to_units, train_kneser_ney
 from lipnet_ko.text.metrics import cer
 from synthetic_logits import align, flatter, trained_like, viseme_confused
 from lipnet_ko.text.tokenizer import CharTokenizer, JamoTokenizer
@@ -295,7 +295,7 @@ def test_lm_must_match_the_tokenizer():
 def test_beam_and_lm_cut_viseme_confusion_cer_by_25_percent():
     """The quality target on a fixed seed: beam + LM lowers syllable CER against greedy by >= 25% relative
     on logits that confuse look-alike jamo (benchmarks/decoder_quality.py reports the full figure)."""
-    from lipnet_ko.decode.lm import load_default_lm
+    from lipnet_ko.decoding.lm import load_default_lm
     from lipnet_ko.text.sentences import load_free_sentences, split_free_sentences
 
     _, held_out = split_free_sentences(load_free_sentences(), 0.2, seed=0)  # not in the LM's training text
@@ -373,8 +373,8 @@ def test_shape_errors():
 def test_ctc_log_likelihood_matches_brute_force_over_alignments():
     import itertools
 
-    from lipnet_ko.decode.search import ctc_log_likelihood
-    from lipnet_ko.decode.search import log_softmax
+    from lipnet_ko.decoding.search import ctc_log_likelihood
+    from lipnet_ko.decoding.search import log_softmax
 
     log_probs = log_softmax(np.random.default_rng(1).normal(size=(4, 3)))
     for ids in ((), (1,), (1, 2), (1, 1), (2, 1, 2)):
