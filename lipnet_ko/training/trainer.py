@@ -633,7 +633,9 @@ def finish_run(run: RunFolder, recognizer, data: RunData, config: TrainConfig, s
     best_path = run.best_weights
     last_epoch = state.epoch - 1
     final = None
-    if best_path.exists() and state.monitor.best_epoch != last_epoch:
+    # The weights in memory are the best checkpoint's only if the last finished epoch was the best and no
+    # unvalidated steps of a cut-short epoch (state.batch > 0: the time budget ran out mid-epoch) came after it.
+    if best_path.exists() and (state.monitor.best_epoch != last_epoch or state.batch > 0):
         final = evaluate_all({k: v for k, v in decoders.items() if k != "beam_lm"})
         model.load_weights(best_path)
     kept = evaluate_all(decoders)

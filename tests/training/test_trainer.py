@@ -425,3 +425,37 @@ def test_resident_memory_stays_flat_over_five_epochs_with_streamed_clips(corpus,
     rss = [row["rss_mb"] for row in result.state.history]
     assert len(rss) == 5 and all(r is not None for r in rss)
     assert rss[4] < 1.05 * rss[1], rss
+
+
+@pytest.mark.parametrize("batch", [0, 3])
+def test_finish_run_keeps_the_best_weights_even_when_the_last_epoch_was_cut_short(tmp_path, batch):
+    """The last finished epoch was the best; ``batch`` more steps ran before the time budget ended the run mid-epoch.
+    model.keras must hold the best checkpoint's weights, not those unvalidated steps' (unless there were none)."""
+    import keras
+
+    from lipnet_ko.model.config import model_config
+    from lipnet_ko.model.inference import keras_recognizer
+    from lipnet_ko.model.network import build_model
+    from lipnet_ko.model.run_folder import RunFolder
+    from lipnet_ko.text.tokenizer import CharTokenizer
+    from lipnet_ko.training.config import TrainConfig
+    from lipnet_ko.training.run_data import RunData
+    from lipnet_ko.training.trainer import Monitor, TrainState, finish_run
+    from lipnet_ko.video.extract import PreprocessConfig
+
+    tokenizer = CharTokenizer()
+    keras.utils.set_random_seed(0)
+    model = build_model(model_config("tiny", height=24, width=48, vocabulary_size=tokenizer.vocab_size), frames=8)
+    run = RunFolder(tmp_path / "run")
+    run.checkpoints.mkdir(parents=True)
+    best = [w.copy() for w in model.get_weights()]
+    model.save_weights(run.best_weights)
+    model.set_weights([w + 0.5 for w in best])  # what the steps after the best epoch did
+    state = TrainState(epoch=2, batch=batch, step=20 + batch, monitor=Monitor(best=0.5, best_epoch=1))
+    data = RunData(splits={}, clip_ids={}, skipped=[], corpus="none")
+    recognizer = keras_recognizer(model, tokenizer, PreprocessConfig(), run.path)
+    metrics = finish_run(run, recognizer, data, TrainConfig(data={"tokenizer": "char"}), state)
+    kept = keras.saving.load_model(run.model_keras).get_weights()
+    expected = best if batch else [w + 0.5 for w in best]  # no extra steps: the weights in memory are the best
+    assert all(np.allclose(a, b) for a, b in zip(kept, expected))
+    assert ("same_as_kept" in metrics["final_checkpoint"]) == (batch == 0)
