@@ -225,10 +225,22 @@ def save_checkpoint(path: Path, model, optimizer) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"model_{i}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
     arrays.update({f"optimizer_{i}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)})
-    tmp = temp_path(path)
-    with open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    _replace_atomically(temp_path(path), path, write)
+
+
+def _replace_atomically(tmp: Path, final: Path, write) -> None:
+    """``write(tmp)``, then move it onto ``final``; the temporary file is removed if either fails (a full disk)."""
+    try:
+        write(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path: Path, model, optimizer) -> None:
@@ -247,15 +259,12 @@ def load_checkpoint(path: Path, model, optimizer) -> None:
 
 
 def _save_weights_atomic(model, path: Path) -> None:
-    tmp = path.with_name(f".{path.name[: -len('.weights.h5')]}.tmp{os.getpid()}.weights.h5")
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    _replace_atomically(path.with_name(f".{path.name[: -len('.weights.h5')]}.tmp{os.getpid()}.weights.h5"), path,
+                        model.save_weights)
 
 
 def _save_model_atomic(model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    _replace_atomically(path.with_name(f".{path.stem}.tmp{os.getpid()}.keras"), path, model.save)
 
 
 # ---------------------------------------------------------------------------------------------------

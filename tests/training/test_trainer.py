@@ -459,3 +459,23 @@ def test_finish_run_keeps_the_best_weights_even_when_the_last_epoch_was_cut_shor
     expected = best if batch else [w + 0.5 for w in best]  # no extra steps: the weights in memory are the best
     assert all(np.allclose(a, b) for a, b in zip(kept, expected))
     assert ("same_as_kept" in metrics["final_checkpoint"]) == (batch == 0)
+
+
+def test_a_checkpoint_write_that_fails_leaves_no_file_behind(tmp_path, monkeypatch):
+    import keras
+
+    from lipnet_ko.model.config import model_config
+    from lipnet_ko.model.network import build_model
+    from lipnet_ko.training.trainer import save_checkpoint
+
+    model = build_model(model_config("tiny", height=24, width=48, vocabulary_size=11), frames=8)
+    optimizer = keras.optimizers.Adam()
+    folder = tmp_path / "checkpoints"
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint(folder / "ckpt-0000001.npz", model, optimizer)
+    assert list(folder.iterdir()) == []  # neither the checkpoint nor its temporary file
