@@ -20,17 +20,22 @@ def temp_path(final: Path) -> Path:
     return final.with_name(f".{final.name}.{os.getpid()}.tmp")
 
 
+def replace_atomically(temp: Path, final: Path, write) -> None:
+    """``write(temp)``, then move ``temp`` onto ``final``; the temporary file never outlives a failure (a full disk)."""
+    try:
+        write(temp)
+        os.replace(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
 def write_json_atomic(path: str | Path, payload) -> None:
     """Write ``payload`` as indented UTF-8 JSON to ``path`` atomically; no temporary file is left on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path(path)
-    try:
-        temp.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    text = json.dumps(payload, ensure_ascii=False, indent=1)
+    replace_atomically(temp_path(path), path, lambda temp: temp.write_text(text, encoding="utf-8"))
 
 
 # The files that ship with the project (sentence lists, grammar, the n-gram LM) live in the checkout's data/.

@@ -26,7 +26,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from lipnet_ko.text import metrics
-from lipnet_ko.files import temp_path
+from lipnet_ko.files import replace_atomically, temp_path
 from lipnet_ko.text.normalize import normalize_for_metrics
 from lipnet_ko.text.visemes import CLASS_NAMES, token_viseme_classes, viseme_class
 
@@ -323,13 +323,7 @@ def _korean_font():
 
 def _save_atomic(path: Path, write) -> None:
     """Call ``write(temp)`` and move the temporary file onto ``path``; the temporary file never outlives a failure."""
-    temp = temp_path(path)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    replace_atomically(temp_path(path), path, write)
 
 
 def _pyplot():

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lipnet_ko.data.batching import ClipBatcher, Example, PipelineConfig
-from lipnet_ko.files import temp_path, write_json_atomic
+from lipnet_ko.files import replace_atomically, temp_path, write_json_atomic
 from lipnet_ko.model.config import ModelConfig
 from lipnet_ko.model.run_folder import RunFolder, default_run_dir
 from lipnet_ko.training.config import TrainConfig
@@ -230,17 +230,7 @@ def save_checkpoint(path: Path, model, optimizer) -> None:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
 
-    _replace_atomically(temp_path(path), path, write)
-
-
-def _replace_atomically(tmp: Path, final: Path, write) -> None:
-    """``write(tmp)``, then move it onto ``final``; the temporary file is removed if either fails (a full disk)."""
-    try:
-        write(tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    replace_atomically(temp_path(path), path, write)
 
 
 def load_checkpoint(path: Path, model, optimizer) -> None:
@@ -259,12 +249,12 @@ def load_checkpoint(path: Path, model, optimizer) -> None:
 
 
 def _save_weights_atomic(model, path: Path) -> None:
-    _replace_atomically(path.with_name(f".{path.name[: -len('.weights.h5')]}.tmp{os.getpid()}.weights.h5"), path,
+    replace_atomically(path.with_name(f".{path.name[: -len('.weights.h5')]}.tmp{os.getpid()}.weights.h5"), path,
                         model.save_weights)
 
 
 def _save_model_atomic(model, path: Path) -> None:
-    _replace_atomically(path.with_name(f".{path.stem}.tmp{os.getpid()}.keras"), path, model.save)
+    replace_atomically(path.with_name(f".{path.stem}.tmp{os.getpid()}.keras"), path, model.save)
 
 
 # ---------------------------------------------------------------------------------------------------
