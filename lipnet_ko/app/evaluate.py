@@ -125,10 +125,11 @@ def run(args) -> int:
                 lm.check_tokenizer(recognizer.tokenizer)
             except ValueError as error:
                 raise ValueError(f"--lm {args.lm} does not fit the model: {error}") from None
-        elif isinstance(recognizer.tokenizer, JamoTokenizer):
-            from lipnet_ko.decoding.lm import DEFAULT_LM_PATHS, load_default_lm
+        else:
+            from lipnet_ko.decoding.lm import default_lm_for, default_lm_path
 
-            lm, lm_source = load_default_lm(), str(DEFAULT_LM_PATHS["jamo"])
+            shipped = default_lm_path(recognizer.tokenizer)  # None for a letter (GRID) model: no LM
+            lm, lm_source = default_lm_for(recognizer.tokenizer), shipped and str(shipped)
         decoders = standard_decoders(args.beam, lm)
         splits, skipped = examples_for(recognizer, run_config, args.data, progress=not args.quiet)
         if not any(splits.values()):

@@ -60,17 +60,12 @@ def _language_model(options: TranscribeOptions, tokenizer):
         FileNotFoundError: no ARPA file at ``options.lm``, or the shipped LM is missing.
         ValueError: the file is not a readable ARPA model (``ARPAError``), or its units do not fit ``tokenizer``.
     """
-    from lipnet_ko.text.tokenizer import JamoTokenizer
+    from lipnet_ko.decoding.lm import NGramLM, default_lm_for
 
     if options.lm is None or options.beam_width == 1:
         return None
     if options.lm == "default":
-        if not isinstance(tokenizer, JamoTokenizer):
-            return None
-        from lipnet_ko.decoding.lm import load_default_lm
-
-        return load_default_lm()
-    from lipnet_ko.decoding.lm import NGramLM
+        return default_lm_for(tokenizer)
 
     lm = NGramLM.read_arpa(options.lm)
     lm.check_tokenizer(tokenizer)

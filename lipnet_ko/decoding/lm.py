@@ -642,6 +642,16 @@ def load_default_lm(units: str = "jamo") -> NGramLM:
     return NGramLM.read_arpa(path)
 
 
+def default_lm_path(tokenizer) -> Path | None:
+    """Where the shipped LM over ``tokenizer``'s units lives, or None where none ships (GRID's letters)."""
+    return DEFAULT_LM_PATHS.get(units_for_tokenizer(tokenizer))
+
+
+def default_lm_for(tokenizer) -> NGramLM | None:
+    """The shipped LM a beam search over ``tokenizer``'s ids fuses by default, or None where none ships."""
+    return None if default_lm_path(tokenizer) is None else load_default_lm(units_for_tokenizer(tokenizer))
+
+
 def project_corpus(grammar_samples: int = 3000, seed: int = 0, held_out_share: float = 0.2) -> list[str]:
     """The default LM's training sentences: ``grammar_samples`` sentences drawn from the command grammar
     plus the training part of the free sentences (the held-out part stays out for evaluation)."""

@@ -610,15 +610,10 @@ def finish_run(run: RunFolder, recognizer, data: RunData, config: TrainConfig, s
     ``recognizer`` runs the trained Keras model (``keras_recognizer``); its weights become the kept checkpoint's.
     """
     from lipnet_ko.training.evaluation import evaluate, standard_decoders
-    from lipnet_ko.text.tokenizer import JamoTokenizer
+    from lipnet_ko.decoding.lm import default_lm_for
 
     model = recognizer.model
-    lm = None
-    if isinstance(recognizer.tokenizer, JamoTokenizer):
-        from lipnet_ko.decoding.lm import load_default_lm
-
-        lm = load_default_lm()
-    decoders = standard_decoders(config.beam_width, lm)
+    decoders = standard_decoders(config.beam_width, default_lm_for(recognizer.tokenizer))
     splits = {name: data.splits.get(name, []) for name in EVAL_SPLITS}
 
     def evaluate_all(names: dict) -> dict:
