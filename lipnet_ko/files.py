@@ -20,6 +20,11 @@ def temp_path(final: Path) -> Path:
     return final.with_name(f".{final.name}.{os.getpid()}.tmp")
 
 
+def nearest_existing(path: Path) -> Path | None:
+    """``path`` or its closest ancestor that exists: what decides whether ``path`` can be created and written."""
+    return next((ancestor for ancestor in (path, *path.parents) if ancestor.exists()), None)
+
+
 def replace_atomically(temp: Path, final: Path, write) -> None:
     """``write(temp)``, then move ``temp`` onto ``final``; the temporary file never outlives a failure (a full disk)."""
     try:

@@ -25,6 +25,7 @@ import numpy as np
 from lipnet_ko.decoding.search import DecodingOptions, ctc_log_likelihood, decode, log_softmax
 from lipnet_ko.video.segmentation import SegmentationConfig, find_utterances, merge_window_texts
 from lipnet_ko.app.subtitles import BURN_EXTENSIONS, Segment, Transcript, burn_subtitles, write_transcript
+from lipnet_ko.files import nearest_existing
 
 logger = logging.getLogger(__name__)
 
@@ -224,14 +225,13 @@ def _formats(spec: str) -> list[str]:
 
 def _folder_problem(folder: Path) -> str | None:
     """Why files cannot be written into ``folder`` (created if missing), or None."""
-    for ancestor in (folder, *folder.parents):
-        if not ancestor.exists():
-            continue
-        if not ancestor.is_dir():
-            return f"{ancestor} is a file, not a folder"
-        if not os.access(ancestor, os.W_OK | os.X_OK):
-            return f"no permission to write in {ancestor}"
+    ancestor = nearest_existing(folder)
+    if ancestor is None:
         return None
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"no permission to write in {ancestor}"
     return None
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from lipnet_ko import __version__
-from lipnet_ko.files import temp_path, write_json_atomic
+from lipnet_ko.files import nearest_existing, temp_path, write_json_atomic
 from lipnet_ko.model.inference import (
     EXPORT_MANIFEST,
     FORMATS,
@@ -108,11 +108,9 @@ def _move_into_place(built: Path, out: Path) -> None:
 
 def _unwritable(out: Path, error: OSError) -> OSError:
     """An OSError whose message names the export folder and why it cannot be written (one line)."""
-    for ancestor in (out, *out.parents):
-        if ancestor.exists() and not ancestor.is_dir():
-            return OSError(f"cannot write the export folder {out}: {ancestor} is a file, not a folder")
-        if ancestor.exists():
-            break
+    ancestor = nearest_existing(out)
+    if ancestor is not None and not ancestor.is_dir():
+        return OSError(f"cannot write the export folder {out}: {ancestor} is a file, not a folder")
     return OSError(f"cannot write the export folder {out}: {error.strerror or error}")
 
 
