@@ -1,11 +1,14 @@
-"""Train a Korean lipreading model: `python train.py` (the embedded synthetic corpus, about 20 minutes on 2 cores).
+"""Train a Korean lipreading model: `python train.py` (the open-vocabulary synthetic default, about 30 minutes on 2 cores).
 
-Without arguments: generate (or reuse) the synthetic corpus, preprocess it, train the CPU preset for the
-time budget, evaluate on held-out sentences of seen speakers (seen), held-out speakers (unseen) and
-held-out free sentences (free) with greedy, beam and beam + LM decoding, and save everything under
-runs/<date-time>/ (runs/latest points to it). Other data: --data aihub:DIR | grid:DIR | manifest:FILE.
+Without arguments: generate (or reuse) the synthetic corpus (v4: sentences of real Korean text spoken by
+synthetic speakers built on several face photographs, rendered straight to mouth crops; about 15 minutes the
+first time), train the CPU preset for the time budget, evaluate on unseen_sentences (training identities,
+sentences never seen) and unseen_speakers (identities from photos never used in training, sentences never
+seen) with greedy, beam and beam + LM decoding, print the oracle floor (the same decoders on perfect-viseme
+logits of the same sentences) beside them, and save everything under runs/<date-time>/ (runs/latest points
+to it). Other data: --data aihub:DIR | grid:DIR | manifest:FILE | synthetic:DIR.
 
-Generated data (the synthetic corpora and their crop caches, e.g. data/synth/default-v3) goes to the data
+Generated data (the synthetic corpus and its crop cache, e.g. data/synth/default-v4) goes to the data
 folder: --data-dir, else $LIPNET_KO_DATA_DIR, else data/ in the working directory.
 """
 
@@ -52,8 +55,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.add_argument(flag, type=kind, choices=choices, help=HELP.get(flag, f"TrainConfig.{name}"))
     parser.add_argument("--no-time-limit", action="store_true", help="train all --epochs, whatever the time")
     parser.add_argument("--no-augment", action="store_true", help="turn augmentation off")
-    parser.add_argument("--train-free", action="store_true",
-                        help="synthetic default: also train on the corpus's free sentences (off: grammar sentences only)")
     parser.add_argument("--run-dir", type=Path, help="run folder (default runs/<date-time>; runs/latest points to the newest)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run-dir (or runs/latest) from its last checkpoint")
@@ -72,8 +73,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         top["max_minutes"] = None
     if args.no_augment:
         top["augment"] = None
-    if args.train_free:
-        data["train_free"] = True
     if data.get("spec", "").startswith("grid:") and "tokenizer" not in data:
         data["tokenizer"] = "char"  # GRID is English
     return dataclasses.replace(config, data=dataclasses.replace(config.data, **data), **top)

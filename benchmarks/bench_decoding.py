@@ -7,7 +7,7 @@ Every decoder gets the same utterances: 75 frames x the 69 jamo tokens, made by
 * flatter: the same alignments with a per-frame margin drawn from U(0.5, 4), so most tokens stay
   plausible and the argmax is often wrong.
 
-lipnet-ko runs with the Hangul automaton and the shipped jamo 5-gram LM (``lipnet-ko``), and also plain
+lipnet-ko runs with the Hangul automaton and the shipped default jamo LM (``lipnet-ko``; ``DEFAULT_LM_PATHS``), and also plain
 (no automaton, no LM: the same problem TF solves). TF and pyctcdecode run without an LM. pyctcdecode
 pins numpy<2, so it runs in its own virtual environment (created on first use, see
 ``--pyctcdecode-venv``) in a subprocess that reads the same logits; if that fails, its column says why.
@@ -152,11 +152,17 @@ def main() -> None:
     args = parser.parse_args()
 
     tok = JamoTokenizer()
+    t0 = time.perf_counter()
     lm = load_default_lm()
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    beam_search(np.zeros((1, tok.vocab_size)), tok, DecodingOptions(beam_width=2, lm=lm))  # builds the joint tables
+    space_s = time.perf_counter() - t0
     logits = make_logits(args.utterances, args.seed)
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"{args.utterances} utterances x {NUM_FRAMES} frames x {tok.vocab_size} tokens per style, "
-          f"{args.repeats} passes, {affinity} CPU core(s) allowed; LM: {lm}")
+          f"{args.repeats} passes, {affinity} CPU core(s) allowed; LM: {lm}\n"
+          f"LM load {load_s:.2f} s (ARPA parse + token table) + {space_s:.2f} s (Hangul x LM joint tables, first decode)")
 
     ours, plain = {}, {}
     for kind, xs in logits.items():
@@ -182,7 +188,7 @@ def main() -> None:
         for beam in args.beams:
             key = f"{kind}/{beam}"
             print(f"{kind:<13} {beam:>4} | {ours[key]:9.2f} {plain[key]:7.2f} | {cell(tf_ms, key)} | {cell(pyctc, key)}")
-    print("\nmedian ms per utterance; lipnet-ko = Hangul automaton + jamo 5-gram LM; plain = lipnet-ko without either;")
+    print("\nmedian ms per utterance; lipnet-ko = Hangul automaton + the default jamo LM; plain = lipnet-ko without either;")
     print("TF and pyctcdecode run without an LM; '/ours' = baseline time / lipnet-ko time")
     for name, table in (("TF", tf_ms), ("pyctcdecode", pyctc)):
         if isinstance(table, str):

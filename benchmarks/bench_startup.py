@@ -84,7 +84,7 @@ def pick_video(grid: Path, workdir: Path) -> tuple[Path, str]:
     code = (
         "from lipnet_ko.synth.corpus import SynthConfig, generate_corpus; "
         f"generate_corpus({str(workdir / 'synth')!r}, SynthConfig(speakers=1, held_out_speakers=0, sentences=1, "
-        "sentences_per_session=1))"
+        "val_sentences=0, unseen_sentences=0, sentences_per_session=1, output='video'))"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     video = sorted((workdir / "synth").rglob("*.mp4"))[0]

@@ -143,7 +143,8 @@ def synth_source(workdir: Path, seconds: float) -> Path:
     from lipnet_ko.synth.corpus import SynthConfig, generate_corpus
 
     sentences = max(1, math.ceil(seconds / 2.5))  # a sentence with its pauses lasts about 2-3 s
-    config = SynthConfig(speakers=1, held_out_speakers=0, sentences=sentences, sentences_per_session=sentences, fps=HD_FPS)
+    config = SynthConfig(speakers=1, held_out_speakers=0, sentences=sentences, val_sentences=0, unseen_sentences=0,
+                         sentences_per_session=sentences, fps=HD_FPS, output="video")
     out = workdir / "synth"
     generate_corpus(out, config)
     return sorted(out.glob("*/*.mp4"))[0]

@@ -38,7 +38,7 @@ def test_environment_variable_then_explicit_folder_override_the_default(tmp_path
 
 def test_shipped_data_is_read_from_the_checkout():
     assert (PROJECT_DATA_DIR / "sentences" / "grammar.json").is_file()
-    assert (PROJECT_DATA_DIR / "lm" / "ko_jamo_5gram.arpa.gz").is_file()
+    assert (PROJECT_DATA_DIR / "lm" / "ko_open_jamo_6gram.arpa.gz").is_file()
     assert PROJECT_DATA_DIR == Path(__file__).resolve().parents[1] / "data"
 
 

@@ -13,6 +13,7 @@ nbclient = pytest.importorskip("nbclient")
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("01_data_and_preprocessing.ipynb", "02_training.ipynb", "03_evaluation_and_subtitles.ipynb")  # run order
+TEST_SPLITS = ("unseen_sentences", "unseen_speakers")  # the synthetic corpus v4's test splits
 CELL_TIMEOUT_S = 240  # generous for a busy 2-core machine; the slowest cell (training) takes well under a minute alone
 
 
@@ -72,20 +73,26 @@ def test_notebooks_run_in_order_in_quick_mode(tmp_path, monkeypatch):
         executed[name] = nb
 
     nb01, nb02, nb03 = (executed[name] for name in NOTEBOOKS)
-    assert (work / "corpus" / "split.json").exists() and (work / "corpus" / "preview.png").exists()
+    split = json.loads((work / "corpus" / "split.json").read_text(encoding="utf-8"))
+    assert set(split["splits"]) == set(TEST_SPLITS) | {"train", "val"} and (work / "corpus" / "preview.png").exists()
+    assert next((work / "corpus").glob("C*/*.mp4")).exists()  # notebook 01's corpus has videos (01 and 03 read them)
     assert _images(nb01) >= 5  # contact sheet, GIF, frames with boxes, crops, landmarks
-    assert "visemes:" in _text_outputs(nb01)
+    assert "visemes:" in _text_outputs(nb01) and all(name in _text_outputs(nb01) for name in TEST_SPLITS)
 
     run = work / "run"
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    assert {"seen", "unseen"} <= set(metrics) and metrics["training"]["epochs"] == 2
+    assert set(TEST_SPLITS) <= set(metrics) and metrics["training"]["epochs"] == 2
+    assert set(metrics["oracle_floor"]) == set(TEST_SPLITS)
+    assert all(set(floors) == {"beam", "beam_lm"} for floors in metrics["oracle_floor"].values())
     assert len((run / "log.csv").read_text(encoding="utf-8").strip().splitlines()) == 1 + 2  # header + one row per epoch
-    assert "syl CER" in _text_outputs(nb02) and _images(nb02) >= 1
+    assert "syl CER" in _text_outputs(nb02) and "floor:beam_lm" in _text_outputs(nb02) and _images(nb02) >= 1
 
     report = json.loads((work / "report" / "report.json").read_text(encoding="utf-8"))
     assert set(report["decoders"]) == {"greedy", "beam", "beam_lm"} and report["num_utterances"] >= 2
     assert (work / "report" / "viseme_confusions_beam_lm.png").stat().st_size > 1000
     subtitles = work / "subtitles"
+    unseen_speakers = set(split["meta"]["held_out"])
+    assert unseen_speakers and any(f"_{speaker}_" in next(subtitles.glob("*.json")).stem for speaker in unseen_speakers)
     transcript = json.loads(next(subtitles.glob("*.json")).read_text(encoding="utf-8"))
     assert transcript["segments"], "segmentation found no utterance in a video of several sentences"
     assert next(subtitles.glob("*.srt")).exists() and next(subtitles.glob("*.gif")).stat().st_size > 1000

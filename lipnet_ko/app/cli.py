@@ -27,6 +27,7 @@ from lipnet_ko import __version__
 # name -> (module, one-line help). Add a row here when a stage gains a command.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "preprocess": ("lipnet_ko.data.crops", "turn videos into mouth-crop .npz files"),
+    "text": ("lipnet_ko.text.sentence_pool", "build the open Korean sentence pool (splits, LM text) from installed packages"),
     "lm": ("lipnet_ko.decoding.lm", "build or inspect an n-gram language model (ARPA)"),
     "normalize": ("lipnet_ko.text.normalize", "normalise Korean transcripts the way labels and metrics see them"),
     "score": ("lipnet_ko.text.metrics", "compute CER, jamo CER, WER, space-normalised WER and BLEU for text files"),

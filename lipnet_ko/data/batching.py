@@ -123,6 +123,16 @@ class AugmentConfig:
     max_rotation_deg: float = 5.0
     max_brightness: float = 0.12  # additive, as a fraction of the 0-255 range
     gamma_range: tuple[float, float] = (0.8, 1.25)
+    # Colour and skin, per clip (3-channel crops only for the first two): what differs most between the face
+    # photos of the synthetic speakers (lip against skin colour, skin texture), so that a model trained on
+    # some faces depends less on them (README, "unseen speakers").
+    channel_gain: float = 0.15  # each channel's gain drawn in [1 - x, 1 + x]
+    saturation_range: tuple[float, float] = (0.3, 1.3)  # scale of each pixel's distance from its grey value
+    texture: float = 0.1  # largest amplitude of a static multiplicative skin texture (smooth noise); 0 = off
+
+    # The neutral value of each field added after runs were first saved: a run's config.json without
+    # them resumes with the augmentation it was started with.
+    ADDED_FIELDS = {"channel_gain": 0.0, "saturation_range": (1.0, 1.0), "texture": 0.0}
 
     def __post_init__(self) -> None:
         for name in ("flip_prob", "drop_prob", "duplicate_prob"):
@@ -132,6 +142,11 @@ class AugmentConfig:
             low, high = getattr(self, name)
             if not 0 < low <= high:
                 raise ValueError(f"AugmentConfig.{name} must satisfy 0 < low <= high, got {(low, high)}")
+        low, high = self.saturation_range
+        if not 0 <= low <= high:
+            raise ValueError(f"AugmentConfig.saturation_range must satisfy 0 <= low <= high, got {(low, high)}")
+        if not 0.0 <= self.channel_gain < 1.0 or not 0.0 <= self.texture < 1.0:
+            raise ValueError("AugmentConfig.channel_gain and texture must be in [0, 1)")
 
 
 def _temporal_indices(num_frames: int, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
@@ -172,7 +187,33 @@ def augment_clip(crops: np.ndarray, rng: np.random.Generator, config: AugmentCon
     brightness = rng.uniform(-config.max_brightness, config.max_brightness) * 255
     table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma + brightness, 0, 255).astype(np.uint8)
     # a table lookup, much faster than numpy fancy indexing
-    return cv2.LUT(np.ascontiguousarray(crops), table).reshape(crops.shape)
+    crops = cv2.LUT(np.ascontiguousarray(crops), table).reshape(crops.shape)
+    return _colour_and_texture(crops, rng, config)
+
+
+def _colour_and_texture(crops: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    """Per-clip saturation, channel gains and a static skin texture (smooth noise at two scales), on uint8 [T, H, W, C].
+
+    Saturation and gains are one 3x3 colour matrix (``cv2.transform``); the texture is a multiplicative field in
+    1/128 steps (``cv2.multiply``): both stay in uint8, so a clip costs a few milliseconds.
+    """
+    frames, height, width, channels = crops.shape
+    image = np.ascontiguousarray(crops).reshape(frames * height, width, channels)
+    if channels == 3 and (config.channel_gain > 0 or config.saturation_range != (1.0, 1.0)):
+        saturation = rng.uniform(*config.saturation_range)
+        gains = rng.uniform(1.0 - config.channel_gain, 1.0 + config.channel_gain, 3)
+        matrix = gains[:, None] * (saturation * np.eye(3) + (1.0 - saturation) / 3.0)  # grey + s * (pixel - grey), then gain
+        image = cv2.transform(image, matrix.astype(np.float32))
+    if config.texture > 0:
+        amplitude = rng.uniform(0.0, config.texture)
+        field = np.zeros((height, width), np.float32)
+        for cells, weight in ((4, 0.6), (12, 0.4)):  # blotches, then pores and wrinkles
+            coarse = rng.standard_normal((max(2, height * cells // width), cells)).astype(np.float32)
+            field += weight * cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+        factor = np.round(128.0 * (1.0 + amplitude * np.clip(field, -2.5, 2.5))).astype(np.uint8)
+        tiled = np.ascontiguousarray(np.broadcast_to(factor[None, :, :, None], (frames, height, width, channels)))
+        image = cv2.multiply(image, tiled.reshape(image.shape), scale=1.0 / 128.0)
+    return image.reshape(frames, height, width, channels)
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,8 @@ def scan(spec: str, **options) -> CorpusScan:
     if kind == "grid":
         return scan_grid(path, **options)
     if kind == "synthetic":  # `lipnet-ko synth` writes the AIHub layout, every camera angle kept
-        result = scan_aihub(path, **{"angles": None, **options})
+        result = scan_synthetic(path, **options) if synthetic_output(path) == "crops" else \
+            scan_aihub(path, **{"angles": None, **options})  # fmt: skip
         result.spec = spec
         return result
     return scan_manifest(path / "manifest.jsonl" if path.is_dir() else path, spec)
@@ -217,9 +218,13 @@ def _parse_resolution(value, where: str) -> tuple[int, int]:
 
 
 def read_aihub_label(
-    label_path: Path, video_path: Path, result: CorpusScan, *, normalize_options: dict | None = None
+    label_path: Path, video_path: Path, result: CorpusScan, *, normalize_options: dict | None = None,
+    video_optional: bool = False,
 ) -> list[Clip]:
-    """Clips of one OLKAVS label file; problems are recorded in ``result.skipped``."""
+    """Clips of one OLKAVS label file; problems are recorded in ``result.skipped``.
+
+    ``video_optional``: an absent video is not probed; the label's boxes give the duration (crops-only synthetic corpora).
+    """
     try:
         data = json.loads(label_path.read_text(encoding="utf-8-sig"))
         record = data[0] if isinstance(data, list) else data
@@ -246,8 +251,11 @@ def read_aihub_label(
     boxes = lip if order == "xyxy" else lip[:, [1, 0, 3, 2]]
     frames_total = len(boxes)
     try:
-        header = probe(video_path)
-        duration = header.duration if header.frame_count else frames_total / fps
+        if video_optional and not video_path.exists():
+            duration = frames_total / fps
+        else:
+            header = probe(video_path)
+            duration = header.duration if header.frame_count else frames_total / fps
     except VideoError as error:
         result.skip(video_path, str(error))
         return []
@@ -355,6 +363,39 @@ def _aihub_problem(root: Path, videos: list[Path], labels: dict[str, Path], name
         others = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
         found += f" ({len(others)} other files{f', e.g. {others[0].name}' if others else ''})"
     return f"{looked_for}; {found}"
+
+
+# ---------------------------------------------------------------- synthetic (lipnet-ko synth)
+
+SYNTH_MANIFEST = "synth.json"  # lipnet_ko.synth.corpus.MANIFEST_NAME (synth is downstream of data)
+
+
+def synthetic_output(root: Path) -> str:
+    """``"crops"`` or ``"video"``: how a ``lipnet-ko synth`` corpus was written (``synth.json``; corpora before v4: video)."""
+    try:
+        manifest = json.loads((root / SYNTH_MANIFEST).read_text(encoding="utf-8"))
+        return str(manifest["config"].get("output", "video"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "video"
+
+
+def scan_synthetic(root: Path, *, normalize_options: dict | None = None) -> CorpusScan:
+    """Scan a ``lipnet-ko synth`` corpus written with ``output="crops"``: its labels, the videos absent by design.
+
+    Every sentence of every ``lip_*.json`` label becomes a clip as :func:`scan_aihub` would make it (same
+    clip ids, texts, boxes and times); ``clip.video`` names the video the label would go with, which does
+    not exist: the crops are in ``DIR-crops/<clip_id>.npz`` already.
+    """
+    result = CorpusScan(f"synthetic:{root}")
+    log.debug("%s: a crops-only synthetic corpus (output='crops'): no videos by design, crops in %s-crops", root, root.name)
+    labels = sorted(p for p in root.rglob("lip_*.json") if AIHUB_STEM.match(p.stem))
+    for label in labels:
+        result.clips += read_aihub_label(label, label.with_suffix(".mp4"), result, normalize_options=normalize_options,
+                                         video_optional=True)  # fmt: skip
+    if not result.clips:
+        result.problem = (f"no usable lip_*.json label under {root} (a crops-only synthetic corpus)" if not labels
+                          else f"none of the {len(labels)} labels under {root} gave a usable clip (see the skipped reasons)")
+    return result
 
 
 # ---------------------------------------------------------------- GRID

@@ -61,8 +61,12 @@ def _remove_stale_temps(final: Path) -> None:
             pass
 
 
-def save_clip(path: Path, result: MouthResult, clip: Clip, config: PreprocessConfig) -> None:
+def save_clip(path: Path, result: MouthResult, clip: Clip, config: PreprocessConfig, *, compress: bool = True) -> None:
     """Writes a clip's crops to ``path`` atomically (a temporary file in the same folder, then ``os.replace``).
+
+    ``compress=False`` stores the arrays uncompressed (``np.savez``): for crops full of sensor noise, such as
+    the synthetic corpus's, deflate saves about a quarter of the bytes but costs about 13x the write time and
+    12x the read time (BENCHMARKS.md, synthetic corpus v4). :func:`load_clip` reads both.
 
     Keys: ``crops`` uint8 [T,H,W,C]; ``landmarks`` float32 [T,68,2] source px (NaN when boxes were given);
     ``boxes`` float32 [T,4] (NaN when detected); ``found`` bool [T] (measured, not interpolated); ``searched``
@@ -93,7 +97,7 @@ def save_clip(path: Path, result: MouthResult, clip: Clip, config: PreprocessCon
     temp = temp_path(path)
     try:
         with open(temp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+            (np.savez_compressed if compress else np.savez)(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)

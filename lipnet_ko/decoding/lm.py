@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gzip
+import hashlib
 import logging
 import math
 import os
@@ -51,7 +52,12 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 DATA_DIR = PROJECT_DATA_DIR
 LM_DIR = DATA_DIR / "lm"
-DEFAULT_LM_PATHS = {"jamo": LM_DIR / "ko_jamo_5gram.arpa.gz"}  # the shipped models, by unit
+# The default jamo LM (issue 18, open Korean): trained on lipnet_ko.text.sentence_pool.lm_text() with this recipe by
+# build_default_lm() / `lipnet-ko lm build-default`; data/lm/README.md has the measurements behind the choice.
+DEFAULT_LM_ORDER = 6
+DEFAULT_LM_MIN_COUNTS: tuple[int, ...] | None = None  # None = no pruning
+DEFAULT_LM_PATHS = {"jamo": LM_DIR / f"ko_open_jamo_{DEFAULT_LM_ORDER}gram.arpa.gz"}  # the shipped models, by unit
+LEGACY_LM_PATH = LM_DIR / "ko_jamo_5gram.arpa.gz"  # the closed-vocabulary 5-gram (project_corpus()), no longer a default
 
 
 def text_to_units(text: str, units: str = "jamo") -> list[str]:
@@ -583,10 +589,46 @@ def _backoff_ngrams(interp: list[dict], gammas: list[dict]) -> list[dict[tuple[s
     return ngrams
 
 
+def _pruned_ngrams(
+    interp: list[dict], raw: NGramCounts, min_counts: Sequence[int]
+) -> list[dict[tuple[str, ...], tuple[float, float]]]:
+    """ARPA entries of the interpolated model without the n-grams seen fewer than ``min_counts[n - 1]`` times.
+
+    A pruned n-gram's probability becomes its context's backoff weight times the lower order's, and each
+    context's weight is recomputed so that its distribution still sums to one (as SRILM and KenLM do):
+    ``bo(h) = (1 - sum p(w|h)) / (1 - sum p(w|h[1:]))`` over the continuations ``w`` that are kept.
+    Counts are raw counts, which never grow with the order, so with non-decreasing thresholds every kept
+    n-gram keeps its context and its lower-order suffix.
+    """
+    order = len(interp)
+    kept = [dict(interp[0])]
+    for n in range(2, order + 1):
+        threshold = min_counts[n - 1]
+        kept.append({g: p for g, p in interp[n - 1].items() if raw[n - 1][g] >= threshold})
+    ngrams: list[dict[tuple[str, ...], tuple[float, float]]] = []
+    for n in range(1, order + 1):
+        higher_p: dict[tuple[str, ...], float] = defaultdict(float)  # context -> sum of its kept continuations' p
+        lower_p: dict[tuple[str, ...], float] = defaultdict(float)  # ... and of the same continuations one order down
+        if n < order:
+            for g, p in kept[n].items():
+                higher_p[g[:-1]] += p
+                lower_p[g[:-1]] += kept[n - 1][g[1:]]
+        contexts = list(kept[n - 1]) + ([(BOS,)] if n == 1 else [])
+        level = {}
+        for g in contexts:
+            bo = 0.0
+            if g in higher_p:
+                bo = math.log10(max(1.0 - higher_p[g], 1e-12) / max(1.0 - lower_p[g], 1e-12))
+            level[g] = (LOG10_ZERO if g == (BOS,) else math.log10(kept[n - 1][g]), bo)
+        ngrams.append(level)
+    return ngrams
+
+
 def train_kneser_ney(
     sentences: Iterable[Sequence[str]],
     order: int = 5,
     discounts: Sequence[Sequence[float]] | None = None,
+    min_counts: Sequence[int] | None = None,
 ) -> NGramLM:
     """Train an interpolated modified Kneser-Ney model.
 
@@ -600,6 +642,8 @@ def train_kneser_ney(
         sentences: unit sequences (see :func:`text_to_units`), without ``<s>``/``</s>``.
         order: the n of the model, at least 1.
         discounts: optional ``(D1, D2, D3+)`` per order (index 0 = unigrams) instead of the estimates.
+        min_counts: optional minimum raw count per order (index 0 = unigrams, which are never pruned): an
+            n-gram seen fewer times is left out and backs off (see :func:`_pruned_ngrams`); non-decreasing.
 
     Returns:
         The model; write it with :meth:`NGramLM.write_arpa`.
@@ -611,6 +655,12 @@ def train_kneser_ney(
         raise ValueError("no training sentences")
     if discounts is not None and len(discounts) != order:
         raise ValueError(f"discounts must give (D1, D2, D3+) for each of the {order} orders, got {len(discounts)}")
+    if min_counts is not None:
+        min_counts = [int(c) for c in min_counts]
+        if len(min_counts) != order or any(b < a for a, b in zip(min_counts, min_counts[1:])) or min_counts[0] > 1:
+            raise ValueError(
+                f"min_counts must give one count per order ({order}), non-decreasing, 0 or 1 for unigrams; got {min_counts}"
+            )
     adjusted = _adjusted_counts(raw)
     vocab = sorted(({g[0] for g in raw[0]} | {UNK}) - {BOS})
     if discounts is None:
@@ -618,7 +668,11 @@ def train_kneser_ney(
     else:
         disc = [tuple(float(x) for x in d) for d in discounts]
     probs, gammas = zip(*(_discount_order(adjusted[n], disc[n]) for n in range(order)))
-    model = NGramLM(_backoff_ngrams(_interpolate(probs, gammas, vocab), gammas))
+    interp = _interpolate(probs, gammas, vocab)
+    if min_counts is None or not any(c > 1 for c in min_counts):
+        model = NGramLM(_backoff_ngrams(interp, gammas))
+    else:
+        model = NGramLM(_pruned_ngrams(interp, raw, min_counts))
     log.info("trained %s on %d sentences (discounts %s)", model, n_sentences, [tuple(round(x, 4) for x in d) for d in disc])
     return model
 
@@ -652,6 +706,68 @@ def default_lm_for(tokenizer) -> NGramLM | None:
     return None if default_lm_path(tokenizer) is None else load_default_lm(units_for_tokenizer(tokenizer))
 
 
+def default_lm_text(folder: str | Path | None = None) -> list[str]:
+    """The default LM's training text: :func:`lipnet_ko.text.sentence_pool.lm_text` (the pool's train sentences
+    plus its extra non-test lines; never a val or test sentence), from ``folder`` or the shipped pool files."""
+    from lipnet_ko.text.sentence_pool import POOL_DIR, lm_text
+
+    return lm_text(POOL_DIR if folder is None else folder)
+
+
+def text_digest(lines: Iterable[str]) -> str:
+    """sha256 of the lines joined by newlines (each line ended by one): what a shipped LM's metadata records."""
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line.encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def metadata_path(arpa_path: str | Path) -> Path:
+    """The JSON file beside a shipped ARPA file that says how it was built (``x.arpa.gz`` -> ``x.json``)."""
+    arpa_path = Path(arpa_path)
+    return arpa_path.with_name(arpa_path.name.removesuffix(".gz").removesuffix(".arpa") + ".json")
+
+
+def build_default_lm(out: str | Path | None = None, folder: str | Path | None = None) -> Path:
+    """Train the default jamo LM (:data:`DEFAULT_LM_ORDER`, :data:`DEFAULT_LM_MIN_COUNTS`) on
+    :func:`default_lm_text` and write it, with its metadata JSON beside it (:func:`metadata_path`).
+
+    Deterministic: the same text gives the same bytes (``tests/decoding/test_lm.py`` checks the shipped file).
+
+    Args:
+        out: the ``.arpa.gz`` to write; default the shipped path, ``DEFAULT_LM_PATHS["jamo"]``.
+        folder: the sentence-pool files to read; default the shipped ``data/sentences/open``.
+
+    Returns:
+        The path written. Both files are replaced atomically.
+    """
+    out = DEFAULT_LM_PATHS["jamo"] if out is None else Path(out)
+    lines = default_lm_text(folder)
+    if not lines:
+        raise ValueError("the sentence pool's LM text is empty; rebuild the pool with 'lipnet-ko text build'")
+    model = train_kneser_ney([text_to_units(line, "jamo") for line in lines], order=DEFAULT_LM_ORDER,
+                             min_counts=DEFAULT_LM_MIN_COUNTS)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.write_arpa(out)
+    from lipnet_ko.files import write_json_atomic
+
+    write_json_atomic(metadata_path(out), {
+        "units": "jamo",
+        "order": DEFAULT_LM_ORDER,
+        "min_counts": None if DEFAULT_LM_MIN_COUNTS is None else list(DEFAULT_LM_MIN_COUNTS),
+        "smoothing": "interpolated modified Kneser-Ney (lipnet_ko.decoding.lm.train_kneser_ney)",
+        "text": "lipnet_ko.text.sentence_pool.lm_text()",
+        "text_lines": len(lines),
+        "text_sha256": text_digest(lines),
+        "ngrams": [len(level) for level in model.ngrams],
+        "arpa_bytes": out.stat().st_size,
+        "arpa_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "rebuild": "lipnet-ko lm build-default",
+    })
+    log.info("wrote %s (%d bytes, %s) from %d lines of lm_text()", out, out.stat().st_size, model, len(lines))
+    return out
+
+
 def project_corpus(grammar_samples: int = 3000, seed: int = 0, held_out_share: float = 0.2) -> list[str]:
     """The default LM's training sentences: ``grammar_samples`` sentences drawn from the command grammar
     plus the training part of the free sentences (the held-out part stays out for evaluation)."""
@@ -679,7 +795,7 @@ lines out (a warning counts them). Blank lines are ignored.
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="lm_command", required=True, metavar="{build,corpus,score,info}")
+    sub = parser.add_subparsers(dest="lm_command", required=True, metavar="{build,build-default,corpus,score,info}")
     build = sub.add_parser(
         "build", help="train a modified Kneser-Ney model from text files and write ARPA",
         description="Train an interpolated modified Kneser-Ney model from text files and write it as ARPA.",
@@ -690,8 +806,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--units", choices=UNITS, default="jamo", help="LM units (default jamo)")
     build.add_argument("--skip-unsupported", action="store_true",
                        help="leave out lines with characters the units cannot hold, with a warning, instead of stopping")
+    build.add_argument("--min-counts", type=int, nargs="+", default=None, metavar="N",
+                       help="minimum raw count per order, unigrams first, non-decreasing (e.g. 0 0 0 0 0 2 2 2 2 "
+                            "drops n-grams seen once from order 6 up); pruned n-grams back off")
     build.add_argument("--out", type=Path, required=True, help="output .arpa (or .arpa.gz) file")
-    corpus = sub.add_parser("corpus", help="write the default LM's training text (grammar samples + free sentences)")
+    default = sub.add_parser(
+        "build-default", help="rebuild the shipped default jamo LM from the sentence pool's LM text (data/lm/README.md)",
+        description=f"Train the default jamo LM (order {DEFAULT_LM_ORDER}) on lipnet_ko.text.sentence_pool.lm_text() and "
+                    "write it with its metadata JSON; byte-identical for the same pool files.",
+    )  # fmt: skip
+    default.add_argument("--out", type=Path, default=None,
+                         help=f"output .arpa.gz (default: the shipped {DEFAULT_LM_PATHS['jamo'].relative_to(DATA_DIR.parent)})")
+    corpus = sub.add_parser("corpus", help="write an LM's training text: the open sentence pool's LM text, or the grammar's")
+    corpus.add_argument("--source", choices=("open", "grammar"), default="open",
+                        help="open (default): lipnet_ko.text.sentence_pool.lm_text(), the default LM's text; "
+                             "grammar: command-grammar samples + free sentences (the old 5-gram's text)")
     corpus.add_argument("--grammar-samples", type=int, default=3000, help="sentences sampled from the grammar")
     corpus.add_argument("--seed", type=int, default=0, help="sampling seed and free-sentence split seed")
     corpus.add_argument("--units", choices=UNITS, default=None,
@@ -765,7 +894,9 @@ def _build(args: argparse.Namespace) -> int:
             if skipped else "the text is empty or blank"
         )  # fmt: skip
         return _fail(f"no sentences to train on in {files}: {why}")
-    model = train_kneser_ney(sentences, order=args.order)
+    if args.min_counts is not None and len(args.min_counts) != args.order:
+        return _fail(f"--min-counts needs one count per order ({args.order}), got {len(args.min_counts)}")
+    model = train_kneser_ney(sentences, order=args.order, min_counts=args.min_counts)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.write_arpa(args.out)
     log.info("wrote %s (%d bytes)", args.out, args.out.stat().st_size)
@@ -792,10 +923,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.lm_command == "build":
             return _build(args)
+        if args.lm_command == "build-default":
+            if args.out is not None and args.out.is_dir():
+                return _fail(f"--out {args.out} is a directory; give the .arpa.gz file to write")
+            path = build_default_lm(args.out)
+            print(f"wrote {path} and {metadata_path(path)}")
+            return 0
         if args.lm_command == "corpus":
             if args.grammar_samples < 0:
                 return _fail(f"--grammar-samples must be 0 or more, got {args.grammar_samples}")
-            lines = project_corpus(args.grammar_samples, args.seed)
+            if args.source == "open":
+                from lipnet_ko.text.sentence_pool import lm_text
+
+                lines = lm_text()
+            else:
+                lines = project_corpus(args.grammar_samples, args.seed)
             if args.units:
                 lines = [" ".join(text_to_units(line, args.units)) for line in lines]
             args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,5 +2,6 @@
 
 - ``articulation``: jamo -> mouth-shape parameters frame by frame.
 - ``face``: a face photograph whose mouth is redrawn from those parameters.
-- ``corpus``: speakers, sessions and sentences -> videos and AIHub-style labels; ``lipnet-ko synth``.
+- ``identity``: per-speaker face edits (face geometry, skin tone, stubble, glasses).
+- ``corpus``: speakers, splits, sessions and sentences -> labels plus videos or mouth crops; ``lipnet-ko synth``.
 """

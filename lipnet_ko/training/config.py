@@ -14,6 +14,7 @@ from lipnet_ko.training.run_data import DataConfig
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 SCHEDULES = ("cosine", "constant", "plateau")
+OBSOLETE_DATA_FIELDS = {"train_free", "free_sentences"}  # DataConfig fields of runs before corpus v4
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class TrainConfig:
     plateau_patience: int = 2  # "plateau": epochs without a better val CER before the rate is cut
     plateau_factor: float = 0.5
     early_stop_patience: int = 12  # epochs without a better val CER before stopping; 0 = never
-    max_minutes: float | None = 20.0  # time budget: epochs are planned to fit it, the cosine decays over it; None = no limit
+    max_minutes: float | None = 25.0  # time budget: epochs are planned to fit it, the cosine decays over it; None = no limit
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None = no augmentation
     curriculum_epochs: int = 0  # LipNet-style curriculum: the first N epochs train on the shorter half of the clips
     cache_limit_gb: float = 1.5  # keep training crops in memory when they fit in this; stream from .npz otherwise
@@ -48,6 +49,7 @@ class TrainConfig:
             object.__setattr__(self, "data", DataConfig(**self.data))
         if isinstance(self.augment, dict):
             values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()}
+            values = {**AugmentConfig.ADDED_FIELDS, **values}  # a saved run keeps the augmentation it had
             object.__setattr__(self, "augment", AugmentConfig(**values))
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
@@ -77,9 +79,12 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
-        if isinstance(values.get("data"), dict) and "train_free" not in values["data"]:
-            # Configs written before the field existed trained on free sentences too; keep that on --resume.
-            values = {**values, "data": {**values["data"], "train_free": True}}
+        data = values.get("data")
+        if isinstance(data, dict) and set(data) & OBSOLETE_DATA_FIELDS:
+            # Runs made before corpus v4 (0.2 and older) held free-sentence test corpora of their own; the
+            # fields mean nothing now. Their synthetic corpus settings are another version's: resuming such a
+            # run on the synthetic default is refused by the corpus (a different cache key), not silently mixed.
+            values = {**values, "data": {k: v for k, v in data.items() if k not in OBSOLETE_DATA_FIELDS}}
         return cls(**values)
 
     @classmethod

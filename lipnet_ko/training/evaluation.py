@@ -41,18 +41,13 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         """``{decoder: {syllable_cer, jamo_cer, viseme_cer, wer, swer, bleu, utterances}}``."""
-        return {
-            name: {
-                "syllable_cer": round(s.cer, 5),
-                "jamo_cer": round(s.jamo_cer, 5),
-                "viseme_cer": round(s.viseme_cer, 5),
-                "wer": round(s.wer, 5),
-                "swer": round(s.swer, 5),
-                "bleu": round(s.bleu, 3),
-                "utterances": s.utterances,
-            }
-            for name, s in self.scores.items()
-        }
+        return {name: score_dict(s) for name, s in self.scores.items()}
+
+
+def score_dict(s: Scores) -> dict:
+    """Corpus figures as ``metrics.json`` stores them (rounded)."""
+    return {"syllable_cer": round(s.cer, 5), "jamo_cer": round(s.jamo_cer, 5), "viseme_cer": round(s.viseme_cer, 5),
+            "wer": round(s.wer, 5), "swer": round(s.swer, 5), "bleu": round(s.bleu, 3), "utterances": s.utterances}
 
 
 def evaluate(

@@ -651,18 +651,42 @@ def finish_run(run: RunFolder, recognizer, data: RunData, config: TrainConfig, s
             "clips": {name: len(v) for name, v in data.splits.items()},
         },
         "data": data.corpus,
+        "oracle_floor": oracle_floors(splits, recognizer.tokenizer, {k: v for k, v in decoders.items() if k != "greedy"}),
         "evaluation_seconds": round(time.perf_counter() - t0, 1),
     }
     write_json_atomic(run.metrics_json, metrics)
     return metrics
 
 
+def oracle_floors(splits: dict[str, list[Example]], tokenizer, decoders: dict) -> dict:
+    """Per split, the beam decoders' figures on perfect-viseme logits of its sentences (``decoding.oracle``).
+
+    What the decoder and its language model make of a video that shows every viseme class right and
+    nothing more: the floor the trained model's figures are read against. Jamo tokenizers only (the viseme
+    classes are Korean); ``{}`` otherwise.
+    """
+    from lipnet_ko.decoding.oracle import oracle_floor
+    from lipnet_ko.text.tokenizer import JamoTokenizer
+    from lipnet_ko.training.evaluation import score_dict
+
+    if not isinstance(tokenizer, JamoTokenizer):
+        return {}
+    out = {}
+    for name, examples in splits.items():
+        if examples:
+            scores = oracle_floor([e.text for e in examples], tokenizer, decoders)
+            out[name] = {decoder: score_dict(s) for decoder, s in scores.items()}
+    return out
+
+
 def format_metrics(metrics: dict) -> str:
-    """A plain table of the kept model's figures: split x decoder."""
-    lines = [f"{'split':<11} {'decoder':<8} {'syl CER':>8} {'jamo CER':>9} {'vis CER':>8} {'WER':>7} {'BLEU':>6} {'n':>5}"]
+    """A plain table of the kept model's figures, split x decoder, each split followed by its oracle floor (``floor:...``)."""
+    lines = [f"{'split':<16} {'decoder':<13} {'syl CER':>8} {'jamo CER':>9} {'vis CER':>8} {'WER':>7} {'BLEU':>6} {'n':>5}"]
+    floors = metrics.get("oracle_floor", {})
     for split in EVAL_SPLITS:
-        for decoder, s in metrics.get(split, {}).items():
+        rows = list(metrics.get(split, {}).items()) + [(f"floor:{k}", v) for k, v in floors.get(split, {}).items()]
+        for decoder, s in rows:
             viseme = f"{s['viseme_cer']:>8.2%}" if "viseme_cer" in s else f"{'-':>8}"  # runs saved before the metric
-            lines.append(f"{split:<11} {decoder:<8} {s['syllable_cer']:>8.2%} {s['jamo_cer']:>9.2%} {viseme} "
+            lines.append(f"{split:<16} {decoder:<13} {s['syllable_cer']:>8.2%} {s['jamo_cer']:>9.2%} {viseme} "
                          f"{s['wer']:>7.2%} {s['bleu']:>6.1f} {s['utterances']:>5}")
     return "\n".join(lines)

@@ -71,6 +71,9 @@ FLAG_TESTS = {
     "lm build --units": "test_lm_build_order_units_and_out",
     "lm build --out": "test_lm_build_order_units_and_out",
     "lm build --skip-unsupported": "test_lm_build_skip_unsupported",
+    "lm build --min-counts": "test_lm_build_min_counts_prunes_rare_ngrams",
+    "lm build-default --out": "test_lm_build_default_writes_where_out_says",
+    "lm corpus --source": "test_lm_corpus_source",
     "lm corpus --grammar-samples": "test_lm_corpus_samples_seed_and_out",
     "lm corpus --seed": "test_lm_corpus_samples_seed_and_out",
     "lm corpus --out": "test_lm_corpus_samples_seed_and_out",
@@ -87,6 +90,7 @@ FLAG_TESTS = {
     "score hypotheses": "test_score_positionals_and_json",
     "score --json": "test_score_positionals_and_json",
     # data
+    "text build --out": "test_text_build_writes_the_pool_under_out",
     "data inspect spec": "test_data_inspect_json",
     "data inspect --json": "test_data_inspect_json",
     "data inspect --angles": "test_data_inspect_angles",
@@ -99,12 +103,18 @@ FLAG_TESTS = {
     "synth --out": "test_synth_counts_split_and_sentence_set",
     "synth --speakers": "test_synth_counts_split_and_sentence_set",
     "synth --sentences": "test_synth_counts_split_and_sentence_set",
-    "synth --sentences-per-session": "test_synth_counts_split_and_sentence_set",
+    "synth --val-sentences": "test_synth_counts_split_and_sentence_set",
+    "synth --unseen-sentences": "test_synth_counts_split_and_sentence_set",
     "synth --held-out-speakers": "test_synth_counts_split_and_sentence_set",
-    "synth --sentence-set": "test_synth_counts_split_and_sentence_set",
+    "synth --unseen-speaker-sentences": "test_synth_counts_split_and_sentence_set",
+    "synth --sentences-per-session": "test_synth_counts_split_and_sentence_set",
+    "synth --max-syllables": "test_synth_counts_split_and_sentence_set",
+    "synth --sentence-set": "test_synth_grammar_sentence_set_and_output_crops",
+    "synth --output": "test_synth_grammar_sentence_set_and_output_crops",
     "synth --jobs": "test_synth_jobs_give_the_same_corpus",
     "synth --seed": "test_synth_seed_faces_mirror_frame_size_and_preview",
     "synth --faces": "test_synth_seed_faces_mirror_frame_size_and_preview",
+    "synth --held-out-photos": "test_synth_seed_faces_mirror_frame_size_and_preview",
     "synth --no-mirror": "test_synth_seed_faces_mirror_frame_size_and_preview",
     "synth --frame-size": "test_synth_seed_faces_mirror_frame_size_and_preview",
     "synth --preview": "test_synth_seed_faces_mirror_frame_size_and_preview",
@@ -149,7 +159,6 @@ TRAIN_EXTRA_TESTS = {
     "--config": "test_train_config_file_then_flags",
     "--no-time-limit": "test_train_switches",
     "--no-augment": "test_train_switches",
-    "--train-free": "test_train_switches",
     "--run-dir": "test_train_run_dir_resume_and_quiet_reach_training",
     "--resume": "test_train_run_dir_resume_and_quiet_reach_training",
     "--quiet": "test_train_run_dir_resume_and_quiet_reach_training",
@@ -273,7 +282,8 @@ def face_video(tmp_path_factory) -> Path:
     from lipnet_ko.synth.corpus import SynthConfig, generate_corpus
 
     out = tmp_path_factory.mktemp("flags") / "faces"
-    generate_corpus(out, SynthConfig(speakers=1, sentences=2, sentences_per_session=2, held_out_speakers=0, seed=2))
+    generate_corpus(out, SynthConfig(speakers=1, sentences=2, val_sentences=0, unseen_sentences=0, held_out_speakers=0,
+                                     sentences_per_session=2, seed=2, output="video"))
     return next(out.rglob("*.mp4"))
 
 
@@ -494,6 +504,25 @@ def test_preprocess_max_missing_share_fails_clips_with_too_few_faces(face_video,
 
 
 # ---------------------------------------------------------------------------------------------------
+# text
+
+
+def test_text_build_writes_the_pool_under_out(tmp_path, monkeypatch, capsys):
+    from lipnet_ko.text import sentence_pool
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("오늘 날씨가 좋네요\n밥 먹었어요\n", encoding="utf-8")
+    source = sentence_pool.Source("a", "project", "MIT", tmp_path / "src", ("*.txt",), "lines")
+    monkeypatch.setattr(sentence_pool, "default_sources", lambda: [source])
+    assert main(["text", "build", "--out", str(tmp_path / "one")]) == 0
+    assert main(["text", "build", "--out", str(tmp_path / "two")]) == 0
+    assert str(tmp_path / "two") in capsys.readouterr().out
+    for name in ("pool.tsv.gz", "lm_extra.txt.gz", "sources.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    pool = {split: sentence_pool.load_pool(split, tmp_path / "two") for split in sentence_pool.SPLITS}
+    assert sorted(sum(pool.values(), [])) == ["밥 먹었어요", "오늘 날씨가 좋네요"]
+
+
 # lm
 
 
@@ -530,8 +559,9 @@ def test_lm_corpus_samples_seed_and_out(tmp_path):
         assert cli("lm", "corpus", "--out", out, *flags) == 0
         return out.read_text(encoding="utf-8").splitlines()
 
-    five, ten = corpus("five", "--grammar-samples", 5, "--seed", 0), corpus("ten", "--grammar-samples", 10, "--seed", 0)
-    other_seed = corpus("seed1", "--grammar-samples", 5, "--seed", 1)
+    five = corpus("five", "--source", "grammar", "--grammar-samples", 5, "--seed", 0)
+    ten = corpus("ten", "--source", "grammar", "--grammar-samples", 10, "--seed", 0)
+    other_seed = corpus("seed1", "--source", "grammar", "--grammar-samples", 5, "--seed", 1)
     assert len(ten) - len(five) == 5
     assert len(other_seed) == len(five) and other_seed != five
 
@@ -540,10 +570,48 @@ def test_lm_corpus_units(tmp_path):
     from lipnet_ko.decoding.lm import text_to_units
 
     text, jamo = tmp_path / "text.txt", tmp_path / "jamo.txt"
-    assert cli("lm", "corpus", "--grammar-samples", 3, "--out", text) == 0
-    assert cli("lm", "corpus", "--grammar-samples", 3, "--units", "jamo", "--out", jamo) == 0
+    assert cli("lm", "corpus", "--source", "grammar", "--grammar-samples", 3, "--out", text) == 0
+    assert cli("lm", "corpus", "--source", "grammar", "--grammar-samples", 3, "--units", "jamo", "--out", jamo) == 0
     lines = text.read_text(encoding="utf-8").splitlines()
     assert jamo.read_text(encoding="utf-8").splitlines() == [" ".join(text_to_units(line, "jamo")) for line in lines]
+
+
+def test_lm_corpus_source(tmp_path):
+    from lipnet_ko.text.sentence_pool import lm_text
+    from lipnet_ko.text.sentences import load_grammar
+
+    open_text, grammar_text = tmp_path / "open.txt", tmp_path / "grammar.txt"
+    assert cli("lm", "corpus", "--out", open_text) == 0  # the default: the open pool's LM text
+    assert open_text.read_text(encoding="utf-8").splitlines() == lm_text()
+    assert cli("lm", "corpus", "--source", "grammar", "--grammar-samples", 4, "--out", grammar_text) == 0
+    lines = grammar_text.read_text(encoding="utf-8").splitlines()
+    assert sum(load_grammar().contains(line) for line in lines) == 4 and not set(lines) & set(lm_text()[:1000])
+
+
+def test_lm_build_min_counts_prunes_rare_ngrams(tmp_path):
+    from lipnet_ko.decoding.lm import NGramLM
+
+    text = tmp_path / "text.txt"
+    text.write_text("가나 다라\n가나 다라\n가나 마바\n", encoding="utf-8")
+    full, pruned = tmp_path / "full.arpa", tmp_path / "pruned.arpa"
+    assert cli("lm", "build", text, "--order", 3, "--out", full) == 0
+    assert cli("lm", "build", text, "--order", 3, "--min-counts", 0, 0, 2, "--out", pruned) == 0
+    full_lm, pruned_lm = NGramLM.read_arpa(full), NGramLM.read_arpa(pruned)
+    assert set(full_lm.ngrams[1]) == set(pruned_lm.ngrams[1])  # --min-counts 0 0 2: bigrams all kept
+    assert set(pruned_lm.ngrams[2]) < set(full_lm.ngrams[2])  # trigrams seen once are gone, the others stay
+    assert all(g in full_lm.ngrams[2] for g in pruned_lm.ngrams[2])
+
+
+def test_lm_build_default_writes_where_out_says(tmp_path, monkeypatch):
+    from lipnet_ko.decoding import lm as lm_module
+
+    monkeypatch.setattr(lm_module, "default_lm_text", lambda folder=None: ["가나 다라", "마바 사아"])
+    out = tmp_path / "mine" / "default.arpa.gz"
+    assert cli("lm", "build-default", "--out", out) == 0
+    model = lm_module.NGramLM.read_arpa(out)
+    assert model.order == lm_module.DEFAULT_LM_ORDER and "ᄆ" in model.vocab  # trained on the (patched) pool text
+    assert json.loads(lm_module.metadata_path(out).read_text(encoding="utf-8"))["order"] == lm_module.DEFAULT_LM_ORDER
+    assert not (tmp_path / "default.json").exists()
 
 
 def test_lm_score(text_file, tiny_lm, tmp_path, capsys):
@@ -701,8 +769,8 @@ def _manifest(corpus: Path) -> dict:
     return json.loads((corpus / "synth.json").read_text(encoding="utf-8"))
 
 
-REFERENCE_SYNTH = ("--speakers", 2, "--sentences", 3, "--sentences-per-session", 2, "--held-out-speakers", 1,
-                   "--sentence-set", "grammar", "--seed", 2)  # fmt: skip
+REFERENCE_SYNTH = ("--speakers", 1, "--sentences", 3, "--val-sentences", 1, "--unseen-sentences", 1, "--held-out-speakers", 1,
+                   "--unseen-speaker-sentences", 2, "--sentences-per-session", 2, "--max-syllables", 12, "--seed", 2)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -710,20 +778,48 @@ def synth_reference(tmp_path_factory) -> Path:
     return _synth(tmp_path_factory.mktemp("flags") / "synth", *REFERENCE_SYNTH, "--jobs", 1)
 
 
+def _split_texts(corpus: Path) -> dict[str, list[str]]:
+    texts = {f"{stem}_{s['ID']}": s["sentence_text"] for stem, label in _labels(corpus).items() for s in label["Sentence_info"]}
+    split = json.loads((corpus / "split.json").read_text(encoding="utf-8"))["splits"]
+    return {name: [texts[clip_id] for clip_id in ids] for name, ids in split.items()}
+
+
 @pytest.mark.dlib
 def test_synth_counts_split_and_sentence_set(synth_reference):
+    from lipnet_ko.text.sentence_pool import load_pool
+
+    by_split = _split_texts(synth_reference)
+    assert {name: len(texts) for name, texts in by_split.items()} == {
+        "train": 3, "val": 1, "unseen_sentences": 1, "unseen_speakers": 2}  # fmt: skip
+    split = json.loads((synth_reference / "split.json").read_text(encoding="utf-8"))["splits"]
+    assert _speakers(split["train"] + split["val"] + split["unseen_sentences"]) == {"C001"}  # --speakers 1
+    assert _speakers(split["unseen_speakers"]) == {"C002"}  # --held-out-speakers 1: ids after the training speakers
+    assert sorted(p.name for p in synth_reference.iterdir() if p.is_dir()) == ["C001", "C002"]
+    assert all(len(label["Sentence_info"]) <= 2 for label in _labels(synth_reference).values())  # --sentences-per-session
+    assert len(list(synth_reference.rglob("*.mp4"))) == len(_labels(synth_reference))  # one video per session
+    pools = {"train": set(load_pool("train")), "val": set(load_pool("val")), "test": set(load_pool("test"))}
+    for name, pool in (("train", "train"), ("val", "val"), ("unseen_sentences", "test"), ("unseen_speakers", "test")):
+        assert all(text in pools[pool] for text in by_split[name]), name  # the open set: each split from its pool
+    assert all(len(text.replace(" ", "")) <= 12 for texts in by_split.values() for text in texts)  # --max-syllables
+
+
+@pytest.mark.dlib
+def test_synth_grammar_sentence_set_and_output_crops(synth_reference, tmp_path):
+    from lipnet_ko.data.crops import load_clip
+    from lipnet_ko.synth.corpus import crops_dir
     from lipnet_ko.text.sentences import load_grammar
 
-    labels = _labels(synth_reference)
-    assert sorted(p.name for p in synth_reference.iterdir() if p.is_dir()) == ["C001", "C002"]
-    per_session = {speaker: sorted(len(label["Sentence_info"]) for stem, label in labels.items() if speaker in stem)
-                   for speaker in ("C001", "C002")}  # fmt: skip
-    assert per_session == {"C001": [1, 2], "C002": [1, 2]}  # 3 sentences each, at most 2 per video
-    assert len(list(synth_reference.rglob("*.mp4"))) == 4
-    split = json.loads((synth_reference / "split.json").read_text(encoding="utf-8"))["splits"]
-    assert _speakers(split["test"]) == {"C002"} and _speakers(split["train"]) == {"C001"}  # the last speaker held out
+    corpus = _synth(tmp_path / "crops", *REFERENCE_SYNTH, "--sentence-set", "grammar", "--output", "crops", "--jobs", 1)
     grammar = load_grammar()
-    assert all(grammar.contains(text) for text in _texts(synth_reference))
+    by_split = _split_texts(corpus)
+    assert all(grammar.contains(text) for texts in by_split.values() for text in texts)  # --sentence-set grammar
+    assert not any(grammar.contains(text) for texts in _split_texts(synth_reference).values() for text in texts)
+    assert not list(corpus.rglob("*.mp4"))  # --output crops: no video, the crops straight into OUT-crops
+    split = json.loads((corpus / "split.json").read_text(encoding="utf-8"))["splits"]
+    every_id = sorted(clip_id for ids in split.values() for clip_id in ids)
+    assert sorted(p.stem for p in crops_dir(corpus).glob("*.npz")) == every_id
+    arrays = load_clip(crops_dir(corpus) / f"{split['train'][0]}.npz")
+    assert arrays["crops"].shape[1:] == (50, 100, 3) and str(arrays["text"]) == by_split["train"][0]
 
 
 @pytest.mark.dlib
@@ -734,28 +830,29 @@ def test_synth_jobs_give_the_same_corpus(synth_reference, tmp_path):
 
 @pytest.mark.dlib
 def test_synth_seed_faces_mirror_frame_size_and_preview(synth_reference, tmp_path):
-    from lipnet_ko.synth.corpus import default_face_path, free_sentence_pool
-    from lipnet_ko.text.sentences import load_grammar
+    from lipnet_ko.synth.corpus import default_face_path
     from lipnet_ko.video.reader import probe
 
-    photo = tmp_path / "flipped.png"  # a face photo of our own: the default one, mirrored
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    photo = faces / "b_flipped.png"  # face photos of our own: the default one, and the same mirrored
     cv2.imwrite(str(photo), cv2.imread(str(default_face_path()))[:, ::-1])
-    corpus = _synth(tmp_path / "corpus", "--speakers", 2, "--sentences", 1, "--sentences-per-session", 1,
-                    "--held-out-speakers", 0, "--sentence-set", "free-train", "--seed", 3, "--faces", photo,
-                    "--no-mirror", "--frame-size", 192, "--preview", "--jobs", 1)  # fmt: skip
+    shutil.copy(default_face_path(), faces / "a_plain.png")
+    corpus = _synth(tmp_path / "corpus", "--speakers", 2, "--sentences", 1, "--val-sentences", 0, "--unseen-sentences", 0,
+                    "--held-out-speakers", 1, "--unseen-speaker-sentences", 1, "--sentences-per-session", 1,
+                    "--max-syllables", 12, "--seed", 3, "--faces", faces, "--held-out-photos", 1, "--no-mirror",
+                    "--frame-size", 192, "--preview", "--jobs", 1)  # fmt: skip
     mine, reference = _manifest(corpus), _manifest(synth_reference)
-    assert [s["rate"] for s in mine["speakers"]] != [s["rate"] for s in reference["speakers"]]  # --seed 3, not 2
-    assert [f["name"] for f in mine["faces"]] == ["flipped.png"] and reference["faces"][0]["name"] == "astronaut.png"
-    assert mine["faces"][0]["sha256"] == hashlib.sha256(photo.read_bytes()).hexdigest()
-    assert [s["face"] for s in mine["speakers"]] == [0, 0]  # one photo, no mirror image: both speakers wear it
-    assert [s["face"] for s in reference["speakers"]] == [0, 1]
+    assert [s["rate"] for s in mine["speakers"]][:1] != [s["rate"] for s in reference["speakers"]][:1]  # --seed 3, not 2
+    assert [(f["name"], f["held_out"]) for f in mine["faces"]] == [("a_plain.png", False), ("b_flipped.png", True)]
+    assert mine["faces"][1]["sha256"] == hashlib.sha256(photo.read_bytes()).hexdigest()
+    # --no-mirror: two faces in all; the training speakers wear the first photo, the unseen one the held-out photo
+    assert [s["face"] for s in mine["speakers"]] == [0, 0, 1]
+    assert [s["face"] for s in reference["speakers"]] == [0, 3]  # mirrored: astronaut, its mirror, then the held-out pair
     assert {probe(v).width for v in corpus.rglob("*.mp4")} == {192}
     assert {probe(v).width for v in synth_reference.rglob("*.mp4")} == {160}
     assert (corpus / "preview.png").is_file() and (corpus / "preview.gif").is_file()
     assert not list(synth_reference.glob("preview.*"))
-    assert json.loads((corpus / "split.json").read_text(encoding="utf-8"))["splits"]["test"] == []
-    texts, free, grammar = _texts(corpus), set(free_sentence_pool("free-train")), load_grammar()
-    assert texts and all(text in free and not grammar.contains(text) for text in texts)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -931,10 +1028,9 @@ def test_train_switches(train_script):
         return train_script.config_from_args(train_script.parse_args(list(flags)))
 
     default = TrainConfig()
-    assert default.max_minutes is not None and default.augment is not None and not default.data.train_free
+    assert default.max_minutes is not None and default.augment is not None
     assert changed_fields(default, config("--no-time-limit")) == {"max_minutes"} and config("--no-time-limit").max_minutes is None
     assert changed_fields(default, config("--no-augment")) == {"augment"} and config("--no-augment").augment is None
-    assert changed_fields(default, config("--train-free")) == {"data.train_free"} and config("--train-free").data.train_free
 
 
 def test_train_run_dir_resume_and_quiet_reach_training(train_script, tmp_path, monkeypatch, capsys):

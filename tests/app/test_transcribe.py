@@ -14,6 +14,7 @@ import pytest
 import lipnet_ko  # noqa: F401
 from lipnet_ko.synth.corpus import SynthConfig
 from lipnet_ko.text.tokenizer import JamoTokenizer
+from lipnet_ko.decoding.lm import DEFAULT_LM_PATHS
 
 pytestmark = pytest.mark.dlib
 
@@ -27,7 +28,8 @@ def session(tmp_path_factory):
     from lipnet_ko.synth.corpus import generate_corpus
 
     out = tmp_path_factory.mktemp("tx") / "corpus"
-    generate_corpus(out, SynthConfig(speakers=1, sentences=3, sentences_per_session=3, held_out_speakers=0, seed=0))
+    generate_corpus(out, SynthConfig(speakers=1, sentences=3, val_sentences=0, unseen_sentences=0, held_out_speakers=0,
+                                     sentences_per_session=3, seed=0, output="video"))
     video = next(out.rglob("*.mp4"))
     label = json.loads(video.with_suffix(".json").read_text(encoding="utf-8"))
     return video, label
@@ -242,7 +244,7 @@ def test_package_level_api_transcribes_with_a_loaded_model(session, run_folder, 
 # ---------------------------------------------------------------------------------------------------
 # `lipnet-ko transcribe` in-process, with the oracle standing in for the model (no TensorFlow needed)
 
-SHIPPED_LM = REPO / "data" / "lm" / "ko_jamo_5gram.arpa.gz"
+SHIPPED_LM = DEFAULT_LM_PATHS["jamo"]
 LISTED = re.compile(r"^  (\w+): (.+)$", flags=re.MULTILINE)
 
 

@@ -117,7 +117,7 @@ def test_each_augmentation_does_what_it_says():
     clip = np.zeros((50, H, W, 1), dtype=np.uint8)
     clip[:, :, : W // 2] = 200  # bright left half
     off = dict(drop_prob=0, duplicate_prob=0, rate_range=(1, 1), max_shift=0, scale_range=(1, 1), max_rotation_deg=0,
-               max_brightness=0, gamma_range=(1, 1))
+               max_brightness=0, gamma_range=(1, 1), channel_gain=0, saturation_range=(1, 1), texture=0)
     flipped = augment_clip(clip, rng, AugmentConfig(flip_prob=1.0, **off))
     assert flipped[:, :, W // 2 :].mean() > 190 and flipped[:, :, : W // 2].mean() < 10
     same = augment_clip(clip, rng, AugmentConfig(flip_prob=0.0, **off))
@@ -130,6 +130,45 @@ def test_each_augmentation_does_what_it_says():
     for seed in range(20):
         out = augment_clip(clip, np.random.default_rng(seed), AugmentConfig(rate_range=(1.2, 1.2), drop_prob=0.5), min_frames=45)
         assert len(out) >= 45
+
+
+def test_colour_and_texture_augmentations_do_what_they_say():
+    off = dict(flip_prob=0, drop_prob=0, duplicate_prob=0, rate_range=(1, 1), max_shift=0, scale_range=(1, 1),
+               max_rotation_deg=0, max_brightness=0, gamma_range=(1, 1), channel_gain=0, saturation_range=(1, 1), texture=0)
+    rng = np.random.default_rng(0)
+    clip = np.empty((6, H, W, 3), dtype=np.uint8)
+    clip[...] = (200, 120, 90)  # a skin colour
+    clip[:, H // 3: 2 * H // 3] = (180, 60, 70)  # redder lips across the middle
+    np.testing.assert_array_equal(augment_clip(clip, rng, AugmentConfig(**off)), clip)  # all neutral: unchanged
+    grey = augment_clip(clip, rng, AugmentConfig(**{**off, "saturation_range": (0.0, 0.0)})).astype(int)
+    assert np.abs(grey - grey.mean(axis=-1, keepdims=True)).max() <= 1  # saturation 0: every channel the pixel's grey
+    np.testing.assert_allclose(grey[..., 0], clip.astype(int).mean(axis=-1), atol=1)
+    pale = augment_clip(clip, rng, AugmentConfig(**{**off, "saturation_range": (0.5, 0.5)})).astype(int)
+    assert np.ptp(pale[0, 0, 0]) == pytest.approx(np.ptp(clip[0, 0, 0].astype(int)) / 2, abs=1)  # halfway to grey
+    gained = [augment_clip(clip, np.random.default_rng(s), AugmentConfig(**{**off, "channel_gain": 0.2})) for s in range(4)]
+    ratios = [g[0, 0, 0].astype(float) / clip[0, 0, 0] for g in gained]
+    assert all(np.all((r > 0.79) & (r < 1.21)) for r in ratios) and len({tuple(np.round(r, 2)) for r in ratios}) == 4
+    factors = [augment_clip(clip, np.random.default_rng(s), AugmentConfig(**{**off, "texture": 0.2})) / clip for s in range(6)]
+    assert max(f.std() for f in factors) > 0.02  # the amplitude is drawn per clip in [0, texture]
+    for factor in factors:
+        assert np.all(np.abs(factor - 1) < 0.51)  # a multiplicative field, at most 2.5 x the amplitude
+        np.testing.assert_allclose(factor, np.broadcast_to(factor[:1], factor.shape), atol=0.02)  # static over frames
+        np.testing.assert_allclose(factor[..., 0], factor[..., 2], atol=0.02)  # and the same on every channel
+    single = np.full((4, H, W, 1), 100, np.uint8)  # grey crops: no colour transform, texture still applies
+    colour_only = AugmentConfig(**{**off, "channel_gain": 0.2, "saturation_range": (0, 0)})
+    out = augment_clip(single, np.random.default_rng(0), colour_only)
+    np.testing.assert_array_equal(out, single)
+
+
+def test_runs_saved_before_the_colour_augmentation_resume_without_it():
+    from lipnet_ko.training.config import TrainConfig
+
+    saved = TrainConfig().to_dict()
+    for name in AugmentConfig.ADDED_FIELDS:
+        del saved["augment"][name]  # what config.json of earlier runs holds
+    augment = TrainConfig.from_dict(saved).augment
+    assert (augment.channel_gain, augment.saturation_range, augment.texture) == (0.0, (1.0, 1.0), 0.0)
+    assert TrainConfig().augment.texture > 0 and TrainConfig().augment.channel_gain > 0  # new runs have it
 
 
 def test_bad_inputs():

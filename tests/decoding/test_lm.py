@@ -14,16 +14,23 @@ import pytest
 from lipnet_ko.app.cli import main
 from lipnet_ko.decoding.lm import (
     BOS,
+    DEFAULT_LM_MIN_COUNTS,
+    DEFAULT_LM_ORDER,
     DEFAULT_LM_PATHS,
     EOS,
+    LEGACY_LM_PATH,
     UNK,
     NGramLM,
     _adjusted_counts,
     _count_ngrams,
     _discount_order,
     _discounts,
+    build_default_lm,
+    default_lm_text,
     load_default_lm,
+    metadata_path,
     project_corpus,
+    text_digest,
     text_to_units,
     train_kneser_ney,
 )
@@ -88,13 +95,94 @@ def test_discounting_leaves_each_context_its_backoff_mass():
         assert sum(p for g, p in probs.items() if g[:-1] == context) + gamma == pytest.approx(1.0), context
 
 
-def test_rebuilding_the_shipped_lm_gives_the_same_bytes(tmp_path):
-    """data/lm/README.md promises a byte-identical rebuild: any change to training (or to its text) shows here."""
-    path = tmp_path / "ko_jamo_5gram.arpa.gz"
+def test_rebuilding_the_legacy_lm_gives_the_same_bytes(tmp_path):
+    """The closed-vocabulary 5-gram (no longer the default) still rebuilds byte for byte from project_corpus()."""
+    path = tmp_path / LEGACY_LM_PATH.name
     train_kneser_ney([text_to_units(s) for s in project_corpus()], order=5).write_arpa(path)
-    assert path.read_bytes() == DEFAULT_LM_PATHS["jamo"].read_bytes(), (
-        "the shipped LM differs from a rebuild; if the training text changed on purpose, rebuild it as data/lm/README.md says"
+    assert path.read_bytes() == LEGACY_LM_PATH.read_bytes(), (
+        "the legacy 5-gram differs from a rebuild; if project_corpus() changed on purpose, rebuild it as data/lm/README.md says"
     )
+
+
+def _arpa_header_counts(path) -> list[int]:
+    """The ``ngram n=count`` lines of an ARPA file's \\data\\ section, read without parsing the model."""
+    counts = []
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("ngram "):
+                counts.append(int(line.split("=")[1]))
+            elif counts and not line.strip():
+                break
+    return counts
+
+
+def test_shipped_default_lm_metadata_matches_its_recipe_and_the_pool_text():
+    """Fast staleness check: the shipped LM's JSON names the recipe in lm.py and the current lm_text(); a pool rebuild
+    without `lipnet-ko lm build-default` fails here, naming the command."""
+    import hashlib
+    import json
+
+    path = DEFAULT_LM_PATHS["jamo"]
+    meta = json.loads(metadata_path(path).read_text(encoding="utf-8"))
+    assert meta["units"] == "jamo" and meta["order"] == DEFAULT_LM_ORDER
+    assert meta["min_counts"] == (None if DEFAULT_LM_MIN_COUNTS is None else list(DEFAULT_LM_MIN_COUNTS))
+    assert meta["text"] == "lipnet_ko.text.sentence_pool.lm_text()"
+    text = default_lm_text()
+    assert (meta["text_lines"], meta["text_sha256"]) == (len(text), text_digest(text)), (
+        "the sentence pool's LM text changed since the default LM was built; run 'lipnet-ko lm build-default'"
+    )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert meta["arpa_sha256"] == digest, "the ARPA file is not the one the metadata describes"
+    assert _arpa_header_counts(path) == meta["ngrams"] and len(meta["ngrams"]) == DEFAULT_LM_ORDER
+
+
+def test_rebuilding_the_default_lm_gives_the_shipped_bytes(tmp_path):
+    """data/lm/README.md promises `lipnet-ko lm build-default` is byte-identical on the same pool files."""
+    out = build_default_lm(tmp_path / DEFAULT_LM_PATHS["jamo"].name)
+    assert out.read_bytes() == DEFAULT_LM_PATHS["jamo"].read_bytes(), (
+        "the shipped default LM differs from a rebuild; if the pool or training changed on purpose, "
+        "run 'lipnet-ko lm build-default'"
+    )
+    assert metadata_path(out).read_text(encoding="utf-8") == metadata_path(DEFAULT_LM_PATHS["jamo"]).read_text(encoding="utf-8")
+
+
+def _tiny_pool(folder):
+    rows = ["split\tsource\ttext", "test\tx\t공을 놓아", "train\tx\t컵을 갑 옆에 놓아", "train\tx\t공을 잡아",
+            "val\tx\t갑을 놓아"]
+    folder.mkdir()
+    with gzip.open(folder / "pool.tsv.gz", "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(rows) + "\n")
+    with gzip.open(folder / "lm_extra.txt.gz", "wt", encoding="utf-8") as handle:
+        handle.write("컵을 잡아 옆에 놓아\n")
+    return folder
+
+
+def test_build_default_lm_trains_on_the_pool_lm_text_only_and_is_deterministic(tmp_path):
+    from lipnet_ko.text.sentence_pool import lm_text
+
+    folder = _tiny_pool(tmp_path / "pool")
+    first = build_default_lm(tmp_path / "a.arpa.gz", folder=folder)
+    second = build_default_lm(tmp_path / "b.arpa.gz", folder=folder)
+    assert first.read_bytes() == second.read_bytes()
+    lm = NGramLM.read_arpa(first)
+    assert lm.order == DEFAULT_LM_ORDER and lm.units == "jamo"
+    units = [text_to_units(s) for s in lm_text(folder)]
+    expected = train_kneser_ney(units, order=DEFAULT_LM_ORDER, min_counts=DEFAULT_LM_MIN_COUNTS)
+    assert lm.ngrams == NGramLM.read_arpa(_written(expected, tmp_path / "c.arpa.gz")).ngrams
+    import json
+
+    meta = json.loads(metadata_path(first).read_text(encoding="utf-8"))
+    assert meta["text_lines"] == 3 and meta["text_sha256"] == text_digest(lm_text(folder))  # 2 train + 1 extra, no val/test
+
+
+def _written(model, path):
+    model.write_arpa(path)
+    return path
+
+
+def test_cli_build_default_refuses_a_directory(tmp_path, capsys):
+    assert main(["lm", "build-default", "--out", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
 
 
 def test_discounts_follow_chen_and_goodman():
@@ -123,6 +211,43 @@ def test_every_context_is_a_distribution(order):
     contexts += [tuple(rng.choice("abcdef") for _ in range(order - 1)) for _ in range(20)]
     for context in contexts:
         assert sum(10 ** lm.logprob(w, context) for w in words) == pytest.approx(1.0, abs=1e-9), context
+
+
+@pytest.mark.parametrize("order", [2, 3, 5])
+def test_a_pruned_model_is_still_a_distribution_and_drops_what_it_should(order):
+    corpus = _random_corpus(order, n=150)
+    full = train_kneser_ney(corpus, order=order)
+    min_counts = [0] + [2] * (order - 1)
+    lm = train_kneser_ney(corpus, order=order, min_counts=min_counts)
+    raw, _ = _count_ngrams(corpus, order)
+    for n in range(2, order + 1):
+        assert set(lm.ngrams[n - 1]) == {g for g in full.ngrams[n - 1] if raw[n - 1][g] >= 2}
+        kept = next(iter(lm.ngrams[n - 1]), None)
+        if kept is not None:  # an n-gram that stays keeps its interpolated probability
+            assert lm.ngrams[n - 1][kept][0] == pytest.approx(full.ngrams[n - 1][kept][0])
+    words = [w for w in lm.vocab if w != BOS]
+    rng = random.Random(1)
+    contexts = [(), (BOS,), ("a",), (BOS, "b", "c")] + [tuple(rng.choice("abcdef") for _ in range(order - 1)) for _ in range(20)]
+    for context in contexts:
+        assert sum(10 ** lm.logprob(w, context) for w in words) == pytest.approx(1.0, abs=1e-9), context
+    assert lm.token_table(CharTokenizer()).rows.shape[0] <= full.token_table(CharTokenizer()).rows.shape[0]
+
+
+@pytest.mark.parametrize("min_counts", [[2, 2], [0, 3, 2], [0]])
+def test_min_counts_must_fit_the_order(min_counts):
+    with pytest.raises(ValueError, match="min_counts"):
+        train_kneser_ney(_random_corpus(0, n=20), order=3, min_counts=min_counts)
+
+
+def test_cli_build_with_min_counts(tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("가나 다라\n가나 다라\n가나 마바\n", encoding="utf-8")
+    out = tmp_path / "lm.arpa"
+    assert main(["lm", "build", str(text), "--order", "3", "--min-counts", "0", "2", "2", "--out", str(out)]) == 0
+    lm = NGramLM.read_arpa(out)
+    assert all(g != ("ᄆ", "ᅡ", "ᄇ") for g in lm.ngrams[2])  # seen once: pruned
+    assert main(["lm", "build", str(text), "--order", "3", "--min-counts", "0", "2", "--out", str(out)]) == 2
+    assert "--min-counts needs one count per order" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("suffix", [".arpa", ".arpa.gz"])
@@ -233,21 +358,21 @@ def test_cli_build_info_and_score(tmp_path, capsys):
 
 def test_cli_corpus_writes_the_default_lm_training_text(tmp_path):
     out = tmp_path / "corpus.txt"
-    assert main(["lm", "corpus", "--grammar-samples", "10", "--out", str(out)]) == 0
+    assert main(["lm", "corpus", "--source", "grammar", "--grammar-samples", "10", "--out", str(out)]) == 0
     lines = out.read_text(encoding="utf-8").splitlines()
     assert len(lines) > 10 and all(lines)
 
 
 def test_default_lm_prefers_korean_it_was_not_trained_on():
-    from lipnet_ko.text.sentences import load_free_sentences, split_free_sentences
+    from lipnet_ko.text.sentence_pool import load_pool
 
     lm = load_default_lm()
-    assert lm.order == 5 and lm.units == "jamo"
-    _, held_out = split_free_sentences(load_free_sentences(), 0.2, seed=0)
+    assert lm.order == DEFAULT_LM_ORDER and lm.units == "jamo"
+    held_out = load_pool("val")  # never in lm_text()
     ppl = lm.perplexity(text_to_units(s) for s in held_out)
     rng = random.Random(0)
     shuffled = ["".join(rng.sample(s, len(s))) for s in held_out]
-    assert ppl < 12  # per jamo, on sentences the LM never saw (69-way uniform would be 69)
+    assert ppl < 8  # per jamo, on sentences the LM never saw (69-way uniform would be 69)
     assert lm.perplexity(text_to_units(s) for s in shuffled if "  " not in s and s.strip() == s) > 2 * ppl
     with pytest.raises(ValueError, match="no default LM"):
         load_default_lm("char")

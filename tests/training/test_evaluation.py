@@ -19,6 +19,7 @@ from lipnet_ko.training.evaluation import decode_logits, evaluate, standard_deco
 from lipnet_ko.text.metrics import score_corpus
 from lipnet_ko.text.tokenizer import JamoTokenizer
 from lipnet_ko.video.extract import PreprocessConfig
+from lipnet_ko.decoding.lm import DEFAULT_LM_PATHS
 
 
 def _examples(lengths, texts):
@@ -109,7 +110,8 @@ def test_evaluate_command_writes_report_with_figures_matching_its_rows(tmp_path)
     from lipnet_ko.synth.corpus import SynthConfig, generate_corpus
 
     corpus = tmp_path / "corpus"
-    generate_corpus(corpus, SynthConfig(speakers=1, sentences=3, sentences_per_session=3, held_out_speakers=0, seed=2))
+    generate_corpus(corpus, SynthConfig(speakers=1, sentences=3, val_sentences=0, unseen_sentences=0, held_out_speakers=0,
+                                        sentences_per_session=3, seed=2, output="video"))
     run = tmp_path / "run"
     tok = JamoTokenizer()
     write_run(run, model_config("tiny", vocabulary_size=tok.vocab_size), tok)
@@ -192,7 +194,7 @@ def test_evaluate_command_without_data_or_run_is_a_clear_error(tmp_path):
 # `lipnet-ko evaluate` on a corpus whose label files carry mouth boxes (AIHub layout), so that cropping
 # needs no face detector: flat grey videos, cropped where the labels say.
 
-SHIPPED_LM = Path(__file__).resolve().parents[2] / "data" / "lm" / "ko_jamo_5gram.arpa.gz"
+SHIPPED_LM = DEFAULT_LM_PATHS["jamo"]
 CLIP_FRAMES = 24
 
 

@@ -1,19 +1,17 @@
-"""The data of a run: how the synthetic default's test splits are separated (closed vs open vocabulary)."""
+"""The data of a run: which splits a corpus gets, where the synthetic default lives, what is left out."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from lipnet_ko.data.clips import Clip
-from lipnet_ko.text.sentences import load_free_sentences, load_grammar
-from lipnet_ko.synth.corpus import SynthConfig
+from lipnet_ko.data.corpora import write_split
 from lipnet_ko.text.tokenizer import JamoTokenizer
 from lipnet_ko.files import DATA_DIR_ENV
-from lipnet_ko.synth.corpus import SYNTH_VERSION
+from lipnet_ko.synth.corpus import SPLIT_NAME, SYNTH_VERSION
 from lipnet_ko.training import run_data
 from lipnet_ko.training.run_data import (
     EVAL_SPLITS,
@@ -21,9 +19,8 @@ from lipnet_ko.training.run_data import (
     _check_unique_ids,
     _load,
     _preprocess,
-    _separate_free_sentences,
-    prepare_data,
-    synthetic_dirs,
+    split_clips,
+    synthetic_dir,
 )
 from lipnet_ko.video.extract import PreprocessConfig
 
@@ -39,88 +36,70 @@ def _train_script():
     return script
 
 
-def test_synthetic_test_splits_keep_grammar_sentences_and_move_free_ones():
-    grammar = load_grammar()
-    command, other = grammar.sample(np.random.default_rng(0), 4), load_free_sentences()[:3]
-
-    def clips(texts, speaker):
-        return [Clip(f"{speaker}_{i}.mp4", text=t, speaker=speaker, clip_id=f"{speaker}_{i}") for i, t in enumerate(texts)]
-
-    held_free = clips(other[2:], "C001")
-    splits = {"train": [], "val": clips(other[:1], "C002"), "seen": clips(command[:2] + other[:1], "C001"),
-              "unseen": clips(command[2:] + other[1:2], "C040"), "free": held_free}  # fmt: skip
-    splits["train"] = clips(command[:1] + other[:2], "C003")
-    with_free = {name: list(items) for name, items in splits.items()}
-    _separate_free_sentences(with_free, train_free=True)
-    assert [c.text for c in with_free["seen"]] == command[:2]
-    assert [c.text for c in with_free["unseen"]] == command[2:]
-    # the held-out free set, then seen speakers' free sentences
-    assert [c.text for c in with_free["free"]] == [other[2], other[0]]
-    assert [c.text for c in with_free["unseen_free"]] == [other[1]]
-    assert [c.text for c in with_free["val"]] == other[:1]  # training and validation stay as drawn
-    assert [c.text for c in with_free["train"]] == command[:1] + other[:2]
-    assert set(EVAL_SPLITS) == {"seen", "unseen", "free", "unseen_free"}
-
-    _separate_free_sentences(splits, train_free=False)  # the default: free sentences leave train and val
-    assert [c.text for c in splits["train"]] == command[:1]
-    assert splits["val"] == []
-    for name in ("seen", "unseen", "free", "unseen_free"):  # the test splits are the same either way
-        assert splits[name] == with_free[name], name
+def _clips(texts, speaker):
+    return [Clip(f"{speaker}_{i}.mp4", text=t, speaker=speaker, clip_id=f"{speaker}_{i}") for i, t in enumerate(texts)]
 
 
-def test_train_free_flag_reaches_the_data_config():
-    script = _train_script()
-    assert script.config_from_args(script.parse_args([])).data.train_free is False
-    assert script.config_from_args(script.parse_args(["--train-free"])).data.train_free is True
-    assert DataConfig().train_free is False
+def test_named_splits_of_a_corpus_are_kept_and_cleared_of_training_sentences(tmp_path):
+    train = _clips(["오늘 날씨가 좋다", "밥을 먹었다"], "C001")
+    val = _clips(["내일 비가 온다"], "C002")
+    unseen_sentences = _clips(["버스가 늦게 왔다", "밥을 먹었다"], "C003")  # the second was heard in training
+    unseen_speakers = _clips(["창문을 열어 주세요"], "C090")
+    write_split(tmp_path / SPLIT_NAME, {"train": train, "val": val, "unseen_sentences": unseen_sentences,
+                                        "unseen_speakers": unseen_speakers})  # fmt: skip
+    every = train + val + unseen_sentences + unseen_speakers
+    splits = split_clips(every, tmp_path, DataConfig(val_share=0.3, seen_share=0.3))
+    assert set(splits) == {"train", "val", "unseen_sentences", "unseen_speakers"}  # no seen / unseen carved out
+    assert splits["train"] == train and splits["val"] == val and splits["unseen_speakers"] == unseen_speakers
+    assert splits["unseen_sentences"] == unseen_sentences[:1]
+    assert set(EVAL_SPLITS) >= {"unseen_sentences", "unseen_speakers", "seen", "unseen"}
 
 
-@pytest.mark.dlib
-def test_free_split_reads_the_free_corpus_under_ids_of_its_own(tmp_path):
-    # The free-sentence corpus has the main corpus's speakers and naming scheme. Both used to be cropped
-    # into one cache, so the free split silently loaded the main corpus's clips of the same names (mostly
-    # training sentences); later its ids still equalled main-corpus ids, and `lipnet-ko evaluate` refused
-    # the report ("listed twice"). Each corpus now has its own cache, and free sessions are numbered from 101.
-    synth = SynthConfig(speakers=3, sentences=4, sentences_per_session=2, held_out_speakers=1, seed=7)
-    config = DataConfig(synth=synth, synth_dir=str(tmp_path / "corpus"), free_sentences=2, jobs=1, val_share=0.0, seen_share=0.0)
-    data = prepare_data(config, JamoTokenizer(), progress=False)
-    free = data.splits["free"]
-    assert len(free) == 2 * 2  # two training speakers, two held-out free sentences each
-    grammar = load_grammar()
-    train_texts = {e.text for e in data.splits["train"]}
-    for example in free:
-        assert example.crops_path.parent == tmp_path / "corpus-free-crops"
-        assert not grammar.contains(example.text) and example.text not in train_texts
-        assert example.text == str(np.load(example.crops_path)["text"])
-        assert "_A_10" in example.clip_id  # session 101, 102, ...
-    every_id = [clip_id for ids in data.clip_ids.values() for clip_id in ids]
-    assert len(every_id) == len(set(every_id)) == sum(len(v) for v in data.splits.values())
-    assert data.clip_ids["free"] == [e.clip_id for e in free]
+def test_a_train_test_split_file_gets_val_seen_and_unseen_as_before(tmp_path):
+    texts = [f"문장 {chr(0xAC00 + i)}" for i in range(20)]
+    train, test = _clips(texts, "C001"), _clips(texts[:3], "C040")
+    write_split(tmp_path / SPLIT_NAME, {"train": train, "test": test})
+    splits = split_clips(train + test, tmp_path, DataConfig(val_share=0.2, seen_share=0.2))
+    assert set(splits) == {"train", "val", "seen", "unseen"}
+    assert splits["unseen"] == test  # held-out speakers keep their sentences even when training has them
+    assert len(splits["val"]) + len(splits["seen"]) + len(splits["train"]) == len(train)
+    assert not {c.text for c in splits["val"] + splits["seen"]} & {c.text for c in splits["train"]}
+
+
+def test_configs_of_runs_before_corpus_v4_load_without_their_free_sentence_fields():
+    from lipnet_ko.training.config import TrainConfig
+
+    saved = json.loads((FIXTURE_RUN / "config.json").read_text(encoding="utf-8"))
+    assert {"train_free", "free_sentences"} <= set(saved["data"])
+    config = TrainConfig.from_dict({**saved, "data": {k: v for k, v in saved["data"].items() if k != "synth"}})
+    assert not hasattr(config.data, "train_free")
+    with pytest.raises(TypeError):
+        DataConfig(train_free=True)
+    with pytest.raises(ValueError, match="another synthetic corpus version than v4.*--data SPEC"):
+        TrainConfig.from_dict(saved)  # v3's corpus settings (free_share, sentence_set "mixed") mean nothing to v4
 
 
 def test_two_clips_with_one_id_are_refused_with_the_splits_named():
-    _check_unique_ids({"train": ["a", "b"], "seen": ["c"], "free": ["d"]})  # all distinct: fine
-    with pytest.raises(ValueError, match=r"clip id 'c' names two clips \(splits 'seen' and 'free'\)"):
-        _check_unique_ids({"train": ["a", "b"], "seen": ["c"], "free": ["d", "c"]})
+    _check_unique_ids({"train": ["a", "b"], "seen": ["c"], "unseen": ["d"]})  # all distinct: fine
+    with pytest.raises(ValueError, match=r"clip id 'c' names two clips \(splits 'seen' and 'unseen'\)"):
+        _check_unique_ids({"train": ["a", "b"], "seen": ["c"], "unseen": ["d", "c"]})
 
 
 def test_synthetic_default_is_generated_under_the_working_directory(tmp_path, monkeypatch):
     # It used to sit beside the package (lipnet_ko/../data): for an installed wheel, site-packages' parent.
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-    main, free = synthetic_dirs(DataConfig())
-    assert main == tmp_path.absolute() / "data" / "synth" / f"default-v{SYNTH_VERSION}"
-    assert free == main.with_name(main.name + "-free")
+    assert synthetic_dir(DataConfig()) == tmp_path.absolute() / "data" / "synth" / f"default-v{SYNTH_VERSION}"
 
 
 def test_data_folder_comes_from_the_config_then_the_environment_and_synth_dir_wins(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "env"))
-    assert synthetic_dirs(DataConfig())[0] == tmp_path / "env" / "synth" / f"default-v{SYNTH_VERSION}"
+    assert synthetic_dir(DataConfig()) == tmp_path / "env" / "synth" / f"default-v{SYNTH_VERSION}"
     config = DataConfig(data_dir=str(tmp_path / "flag"))
-    assert synthetic_dirs(config)[0] == tmp_path / "flag" / "synth" / f"default-v{SYNTH_VERSION}"
+    assert synthetic_dir(config) == tmp_path / "flag" / "synth" / f"default-v{SYNTH_VERSION}"
     exact = DataConfig(data_dir=str(tmp_path / "flag"), synth_dir=str(tmp_path / "mine"))
-    assert synthetic_dirs(exact) == (tmp_path / "mine", tmp_path / "mine-free")
+    assert synthetic_dir(exact) == tmp_path / "mine"
 
 
 def test_saved_run_configs_without_a_data_folder_still_load():
@@ -128,8 +107,9 @@ def test_saved_run_configs_without_a_data_folder_still_load():
 
     saved = json.loads((FIXTURE_RUN / "config.json").read_text(encoding="utf-8"))
     assert "data_dir" not in saved["data"]  # written before the field existed
-    config = TrainConfig.from_json(FIXTURE_RUN / "config.json")
-    assert config.data.data_dir is None and config.data == DataConfig(**saved["data"])
+    data = {k: v for k, v in saved["data"].items() if k not in ("synth", "train_free", "free_sentences")}
+    config = TrainConfig.from_dict({**saved, "data": data})
+    assert config.data.data_dir is None and config.data == DataConfig(**data)
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config  # and a new one round-trips
 
 

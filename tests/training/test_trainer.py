@@ -23,11 +23,13 @@ from lipnet_ko.training.run_data import DataConfig
 from lipnet_ko.training.trainer import Monitor, learning_rate_at, plan_epochs
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_SYNTH = SynthConfig(speakers=3, sentences=8, sentences_per_session=4, held_out_speakers=1, seed=5, sentence_set="grammar")
+# Corpus v4 in little: two training identities, one unseen (the held-out photo), open sentences, crops straight from the renderer.
+TINY_SYNTH = SynthConfig(speakers=2, sentences=6, val_sentences=2, unseen_sentences=2, held_out_speakers=1,
+                         unseen_speaker_sentences=3, sentences_per_session=4, max_syllables=12, seed=5)
 
 
-def tiny_config(corpus: Path, cache: Path, **overrides) -> TrainConfig:
-    data = DataConfig(spec=f"synthetic:{corpus}", cache_dir=str(cache), val_share=0.15, seen_share=0.15, jobs=1)
+def tiny_config(corpus: Path, **overrides) -> TrainConfig:
+    data = DataConfig(spec=f"synthetic:{corpus}", jobs=1)  # its crops are in corpus-crops, rendered with the corpus
     values = dict(
         data=data, preset="tiny", batch_size=2, epochs=2, learning_rate=1e-3, warmup_steps=2, max_minutes=None,
         augment=None, checkpoint_every=2, val_clips=4, beam_width=4,
@@ -102,15 +104,6 @@ def test_config_round_trips_through_json(tmp_path):
     assert TrainConfig.from_json(path) == config
 
 
-def test_configs_from_before_train_free_keep_training_on_free_sentences(tmp_path):
-    old = TrainConfig().to_dict()
-    del old["data"]["train_free"]  # what config.json of earlier runs holds
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(old))
-    assert TrainConfig.from_json(path).data.train_free is True
-    assert TrainConfig().data.train_free is False  # new runs: grammar sentences only
-
-
 def test_resume_refuses_other_training_clips(tmp_path):
     from lipnet_ko.training.trainer import check_same_training_data
     from lipnet_ko.training.run_data import RunData, write_run_splits
@@ -178,7 +171,7 @@ def _recomputed_figures(run: RunFolder, config: TrainConfig) -> dict:
     data = prepare_data(config.data, recognizer.tokenizer, recognizer.preprocess, progress=False)
     saved = json.loads(run.splits_json.read_text())["splits"]
     figures = {}
-    for split in ("seen", "unseen"):
+    for split in ("unseen_sentences", "unseen_speakers"):
         examples = data.splits[split]
         assert [e.clip_id for e in examples] == saved[split]  # the clips the run scored
         logits = recognizer.example_logits(examples)
@@ -193,11 +186,34 @@ def _recomputed_figures(run: RunFolder, config: TrainConfig) -> dict:
     return figures
 
 
+def _check_oracle_floor(metrics: dict, run: RunFolder, config: TrainConfig) -> None:
+    """The floor the run printed is the beam decoders on perfect-viseme logits of each test split's sentences."""
+    from lipnet_ko.decoding.lm import load_default_lm
+    from lipnet_ko.decoding.oracle import oracle_floor
+    from lipnet_ko.text.tokenizer import JamoTokenizer
+    from lipnet_ko.training.evaluation import standard_decoders
+
+    texts = {}
+    for split in ("unseen_sentences", "unseen_speakers"):
+        ids = json.loads(run.splits_json.read_text())["splits"][split]
+        crops = Path(f"{config.data.spec.partition(':')[2]}-crops")
+        texts[split] = [str(np.load(crops / f"{clip_id}.npz")["text"]) for clip_id in ids]
+    decoders = {k: v for k, v in standard_decoders(config.beam_width, load_default_lm()).items() if k != "greedy"}
+    assert set(metrics["oracle_floor"]) == set(texts)
+    for split, sentences in texts.items():
+        floor = oracle_floor(sentences, JamoTokenizer(), decoders)
+        assert set(metrics["oracle_floor"][split]) == {"beam", "beam_lm"}
+        for decoder, scores in floor.items():
+            saved = metrics["oracle_floor"][split][decoder]
+            assert saved["utterances"] == len(sentences) and saved["syllable_cer"] == pytest.approx(scores.cer, abs=1e-5)
+            assert saved["viseme_cer"] == pytest.approx(scores.viseme_cer, abs=1e-5)
+
+
 @pytest.mark.dlib
 def test_tiny_run_writes_a_complete_run_folder(corpus, tmp_path):
     from lipnet_ko.training.trainer import train
 
-    config = tiny_config(corpus, tmp_path / "crops")
+    config = tiny_config(corpus)
     result = train(config, tmp_path / "run", progress=False)
     run = RunFolder(result.run_dir)
     for path in (run.config_json, *run.side_files, run.splits_json, run.state_json, run.log_csv, run.train_log,
@@ -208,9 +224,11 @@ def test_tiny_run_writes_a_complete_run_folder(corpus, tmp_path):
     assert TrainConfig.from_json(run.config_json) == config
     metrics = json.loads(run.metrics_json.read_text())
     assert metrics == result.metrics
-    assert set(metrics) >= {"seen", "unseen", "kept_checkpoint", "final_checkpoint", "training"}
+    assert set(metrics) >= {"unseen_sentences", "unseen_speakers", "oracle_floor", "kept_checkpoint", "final_checkpoint",
+                            "training"}  # fmt: skip
+    assert "seen" not in metrics and "unseen" not in metrics  # corpus v4 names its own test splits
     recomputed = _recomputed_figures(run, config)
-    for split in ("seen", "unseen"):
+    for split in ("unseen_sentences", "unseen_speakers"):
         assert set(metrics[split]) == {"greedy", "beam", "beam_lm"}
         for decoder, expected in recomputed[split].items():
             figures = metrics[split][decoder]
@@ -229,8 +247,9 @@ def test_tiny_run_writes_a_complete_run_folder(corpus, tmp_path):
     assert metrics["training"]["steps"] == result.state.step == int(rows[-1]["step"])
     assert metrics["training"]["epochs"] == 2
     splits = json.loads(run.splits_json.read_text())["splits"]
-    train_ids, held = set(splits["train"]), set(splits["val"]) | set(splits["seen"]) | set(splits["unseen"])
-    assert train_ids and not train_ids & held
+    train_ids, held = set(splits["train"]), {i for name, ids in splits.items() if name != "train" for i in ids}
+    assert train_ids and held and not train_ids & held
+    _check_oracle_floor(metrics, run, config)
     with pytest.raises(ValueError, match="already holds a run"):
         train(config, run.path, progress=False)
 
@@ -243,7 +262,7 @@ def test_mirrored_strategy_trains_like_the_default_one(corpus, tmp_path):
 
     weights = {}
     for strategy in ("default", "mirrored"):
-        config = tiny_config(corpus, tmp_path / "crops", epochs=1, strategy=strategy)
+        config = tiny_config(corpus, epochs=1, strategy=strategy)
         result = train(config, tmp_path / strategy, progress=False)
         weights[strategy], state = _last_checkpoint(result.run_dir)
         assert state["step"] > 0 and RunFolder(result.run_dir).metrics_json.is_file()
@@ -308,7 +327,7 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(corpus, 
     from lipnet_ko.text.tokenizer import JamoTokenizer
     from lipnet_ko.training.run_data import prepare_data
 
-    config = tiny_config(corpus, tmp_path / "crops", epochs=3, model={"dropout": 0.3}, augment={})
+    config = tiny_config(corpus, epochs=3, model={"dropout": 0.3}, augment={})
     prepare_data(config.data, JamoTokenizer(), progress=False)  # crops once, outside the timed processes
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config.to_dict()))
@@ -344,8 +363,8 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(corpus, 
     rows = RunFolder(killed).log_csv.read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2"]  # no epoch logged twice
     assert math.isclose(
-        json.loads(RunFolder(straight).metrics_json.read_text())["seen"]["greedy"]["syllable_cer"],
-        json.loads(RunFolder(killed).metrics_json.read_text())["seen"]["greedy"]["syllable_cer"],
+        json.loads(RunFolder(straight).metrics_json.read_text())["unseen_speakers"]["greedy"]["syllable_cer"],
+        json.loads(RunFolder(killed).metrics_json.read_text())["unseen_speakers"]["greedy"]["syllable_cer"],
     )
 
 
@@ -366,7 +385,7 @@ def test_two_multiworker_processes_end_with_identical_weights(corpus, tmp_path):
     from lipnet_ko.text.tokenizer import JamoTokenizer
     from lipnet_ko.training.run_data import prepare_data
 
-    config = tiny_config(corpus, tmp_path / "crops", epochs=1, strategy="multiworker")
+    config = tiny_config(corpus, epochs=1, strategy="multiworker")
     prepare_data(config.data, JamoTokenizer(), progress=False)
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config.to_dict()))
@@ -420,7 +439,7 @@ def test_resident_memory_stays_flat_over_five_epochs_with_streamed_clips(corpus,
     """RSS grows < 5% from epoch 2 to epoch 5, with crops streamed from .npz (the large-corpus path)."""
     from lipnet_ko.training.trainer import train
 
-    config = tiny_config(corpus, tmp_path / "crops", preset="small", epochs=5, cache_limit_gb=0.0, augment={})
+    config = tiny_config(corpus, preset="small", epochs=5, cache_limit_gb=0.0, augment={})
     result = train(config, tmp_path / "run", progress=False)
     rss = [row["rss_mb"] for row in result.state.history]
     assert len(rss) == 5 and all(r is not None for r in rss)

@@ -257,7 +257,8 @@ def _sessions(out, **settings):
     from lipnet_ko.synth.corpus import SynthConfig, generate_corpus
     from lipnet_ko.video.reader import read_frames
 
-    generate_corpus(out, SynthConfig(speakers=2, sentences=4, sentences_per_session=4, held_out_speakers=0, seed=0, **settings))
+    generate_corpus(out, SynthConfig(speakers=2, sentences=4, val_sentences=0, unseen_sentences=0, held_out_speakers=0,
+                                     sentences_per_session=4, seed=0, output="video", **settings))
     found = []
     for label_path in sorted(out.rglob("lip_*.json")):
         label = json.loads(label_path.read_text(encoding="utf-8"))[0]
