@@ -71,6 +71,54 @@ def side_by_side(config: SynthConfig, sessions: int) -> dict:
             "direct_crops_frames_per_second": round(clip_frames / direct, 1), "speedup": round(old / direct, 2)}  # fmt: skip
 
 
+def crop_storage(config: SynthConfig, repeats: int = 5) -> dict:
+    """``save_clip`` with and without deflate on the crops of one rendered session: bytes, write and read ms per clip.
+
+    The direct path stores synthetic crops uncompressed (``compress=False``): their sensor noise leaves deflate
+    little to remove, and writing and reading compressed files cost most of the generator's and the training
+    stream's time. Medians of ``repeats``.
+    """
+    import statistics
+
+    from lipnet_ko.data.crops import load_clip, output_path, save_clip
+    from lipnet_ko.video.extract import MouthResult, PreprocessConfig
+
+    cv2.setNumThreads(1)
+    faces, _, num_train = load_faces(config)
+    plan = plan_corpus(config, (num_train, len(faces) - num_train))[0]
+    preprocess = PreprocessConfig()
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        crop_session(plan, speaker_face(plan.speaker, faces, config.seed), config, Path(tmp) / "s", preprocess)
+        label_path = next((Path(tmp) / "s").rglob("lip_*.json"))
+        clips = session_clips(json.loads(label_path.read_text(encoding="utf-8"))[0], label_path.with_suffix(".mp4"))
+        cache = Path(tmp) / "s-crops"
+        arrays = [load_clip(output_path(cache, clip)) for clip in clips]
+        results = [MouthResult(a["crops"], a["landmarks"], a["boxes"], a["found"], a["searched"], a["transforms"],
+                               float(a["fps"]), a["timestamps"], {}) for a in arrays]  # fmt: skip
+        for compress in (True, False):
+            writes, reads, size = [], [], 0
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                paths = []
+                for clip, result in zip(clips, results):
+                    path = Path(tmp) / f"c{int(compress)}" / f"{clip.clip_id}.npz"
+                    save_clip(path, result, clip, preprocess, compress=compress)
+                    paths.append(path)
+                writes.append((time.perf_counter() - t0) / len(clips))
+                t0 = time.perf_counter()
+                for path in paths:
+                    load_clip(path)["crops"]
+                reads.append((time.perf_counter() - t0) / len(clips))
+                size = sum(p.stat().st_size for p in paths) / len(paths)
+            out["deflate" if compress else "stored"] = {"kb_per_clip": round(size / 1e3, 1),
+                                                        "write_ms": round(1e3 * statistics.median(writes), 2),
+                                                        "read_ms": round(1e3 * statistics.median(reads), 2)}  # fmt: skip
+    out["write_ratio"] = round(out["deflate"]["write_ms"] / out["stored"]["write_ms"], 1)
+    out["read_ratio"] = round(out["deflate"]["read_ms"] / out["stored"]["read_ms"], 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
@@ -82,7 +130,9 @@ def main() -> None:
     defaults = SynthConfig()
     config = dataclasses.replace(defaults, jobs=args.jobs, speakers=max(1, round(defaults.speakers * args.fraction)),
                                  held_out_speakers=max(1, round(defaults.held_out_speakers * args.fraction)))  # fmt: skip
-    report = {"config": config.cache_key(), "fraction": args.fraction, "side_by_side": side_by_side(config, args.sessions)}
+    report = {"config": config.cache_key(), "fraction": args.fraction, "crop_storage": crop_storage(config)}
+    print(json.dumps(report["crop_storage"]), flush=True)
+    report["side_by_side"] = side_by_side(config, args.sessions)
     print(json.dumps(report["side_by_side"]), flush=True)
     if args.compare_only:
         return

@@ -18,9 +18,10 @@ from lipnet_ko.training.run_data import EVAL_SPLITS, corpus_examples, prepare_da
 def examples_for(recognizer, run_config, spec: str | None, progress: bool = True) -> tuple[dict[str, list[Example]], list[dict]]:
     """Test examples per split, and the test clips left out.
 
-    Without ``spec`` (or with the run's own spec), the run's saved splits (``seen``, ``unseen``,
-    ``free``, ``unseen_free``) are rebuilt through ``lipnet_ko.training.run_data.prepare_data`` (cached crops are
-    reused). Another spec is evaluated whole, as split ``all``, cropped with the model's own preprocessing config.
+    Without ``spec`` (or with the run's own spec), the run's saved test splits (``unseen_sentences``,
+    ``unseen_speakers`` for the synthetic default; ``seen``, ``unseen`` for other corpora) are rebuilt through
+    ``lipnet_ko.training.run_data.prepare_data`` (cached crops are reused). Another spec is evaluated whole, as
+    split ``all``, cropped with the model's own preprocessing config.
 
     Returns:
         ``({split: [Example]}, skipped)``: ``skipped`` holds one ``{"clip_id", "reason"}`` (and ``"split"``

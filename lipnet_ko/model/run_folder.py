@@ -4,12 +4,12 @@ A run folder, as ``lipnet_ko.training.trainer.train`` leaves it::
 
     config.json          TrainConfig (what `--config` reads back)
     model_config.json    ModelConfig; tokenizer.json; preprocess.json (the crop geometry inference must use)
-    splits.json          clip ids of train / val / seen / unseen / free / unseen_free
+    splits.json          clip ids of every split (synthetic default: train / val / unseen_sentences / unseen_speakers)
     state.json           resume state: epoch, batch, step, learning-rate plan, callback state, history
     checkpoints/         ckpt-<step>.npz (resume), best.weights.h5 (best validation syllable CER)
     log.csv, tensorboard/, train.log
     model.keras          the kept model (best validation CER)
-    metrics.json         per split (seen, unseen, free, unseen_free) and decoder: syllable_cer, jamo_cer, viseme_cer, wer, bleu
+    metrics.json         per test split and decoder: syllable_cer, jamo_cer, viseme_cer, wer, bleu; oracle_floor per split
     export/<format>/     what ``lipnet-ko export`` writes by default (see lipnet_ko.model.export)
 
 ``model_config.json``, ``tokenizer.json`` and ``preprocess.json`` are the side files: every model file needs

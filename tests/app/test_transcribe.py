@@ -14,7 +14,7 @@ import pytest
 import lipnet_ko  # noqa: F401
 from lipnet_ko.synth.corpus import SynthConfig
 from lipnet_ko.text.tokenizer import JamoTokenizer
-from lipnet_ko.decoding.lm import DEFAULT_LM_PATHS
+from lipnet_ko.decoding.lm import DEFAULT_LM_ORDER, DEFAULT_LM_PATHS
 
 pytestmark = pytest.mark.dlib
 
@@ -281,7 +281,8 @@ def test_lm_file_is_read_before_the_model_and_used(session, cli_with, tmp_path, 
     video, _ = session
     out = tmp_path / "out"
     assert cli(video, "--model", "m", "--lm", SHIPPED_LM, "--beam", 4, "--out", out, "--format", "json") == 0
-    assert loads == ["m"] and decodes and all(o.lm is not None and o.lm.order == 5 and o.beam_width == 4 for o in decodes)
+    assert loads == ["m"] and decodes
+    assert all(o.lm is not None and o.lm.order == DEFAULT_LM_ORDER and o.beam_width == 4 for o in decodes)
     assert decodes[0].lm.ngrams == NGramLM.read_arpa(SHIPPED_LM).ngrams  # the file given, not another LM
     assert capsys.readouterr().out.count(str(out / f"{video.stem}.json")) == 1
 
