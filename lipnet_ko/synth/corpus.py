@@ -57,6 +57,7 @@ import cv2
 import numpy as np
 
 from lipnet_ko.data.clips import Clip
+from lipnet_ko.data.batching import ctc_min_frames
 from lipnet_ko.files import write_json_atomic
 from lipnet_ko.synth.articulation import FPS, articulate, rest_params
 from lipnet_ko.synth.face import (
@@ -291,11 +292,10 @@ def sentence_pools(config: SynthConfig) -> dict[str, list[str]]:
 def fits_ctc(text: str, num_frames: int, tokenizer: JamoTokenizer | None = None) -> bool:
     """True when CTC can align the jamo label of ``text`` to ``num_frames`` frames.
 
-    CTC needs one frame per label token plus one blank between each pair of repeated tokens.
+    CTC needs one frame per label token plus one blank between each pair of repeated tokens
+    (:func:`lipnet_ko.data.batching.ctc_min_frames`); the clip must have more frames than that.
     """
-    ids = (tokenizer or JamoTokenizer()).encode(text)
-    repeats = sum(1 for a, b in zip(ids, ids[1:]) if a == b)
-    return len(ids) + repeats < num_frames
+    return ctc_min_frames((tokenizer or JamoTokenizer()).encode(text)) < num_frames
 
 
 @dataclass(frozen=True)
