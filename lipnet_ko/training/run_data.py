@@ -160,6 +160,13 @@ def _no_clip_message(spec: str, skipped: list) -> str:
 
 
 def _cache_dir(config: DataConfig, corpus_dir: Path | None, spec: str) -> Path:
+    if spec.startswith("synthetic:") and corpus_dir is not None and corpus_dir.is_dir() \
+            and synthetic_output(corpus_dir) == "crops":  # fmt: skip
+        # Rendered straight to crops: there are no videos to crop into another cache.
+        if config.cache_dir and Path(config.cache_dir) != crops_dir(corpus_dir):
+            logger.warning("%s was rendered straight to mouth crops in %s: cache_dir %s is not used", corpus_dir,
+                           crops_dir(corpus_dir), config.cache_dir)
+        return crops_dir(corpus_dir)
     if config.cache_dir:
         return Path(config.cache_dir)
     if corpus_dir is not None and corpus_dir.is_dir():
@@ -220,16 +227,10 @@ def prepare_data(config: DataConfig, tokenizer, preprocess: PreprocessConfig | N
     skipped += corpus.skipped
     if not corpus.clips:
         raise ValueError(_no_clip_message(spec, corpus.skipped))
-    kind, _, path = spec.partition(":")
+    path = spec.partition(":")[2]
     corpus_dir = Path(path) if Path(path).is_dir() else None
     clip_splits = split_clips(list(corpus.clips), corpus_dir, config)
     cache = _cache_dir(config, Path(path), spec)
-    if kind == "synthetic" and corpus_dir is not None and synthetic_output(corpus_dir) == "crops":
-        # Rendered straight to crops: there are no videos to crop into another cache.
-        if cache != crops_dir(corpus_dir):
-            logger.warning("%s was rendered straight to mouth crops in %s: cache_dir %s is not used", corpus_dir,
-                           crops_dir(corpus_dir), cache)
-        cache = crops_dir(corpus_dir)
     examples: dict[str, list[Example]] = {}
     for name, clips in clip_splits.items():
         if not clips:

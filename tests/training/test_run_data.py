@@ -141,3 +141,21 @@ def test_skipped_clips_carry_their_clip_id_and_split(tmp_path, monkeypatch):
     assert examples == [] and len(rejected) == 1
     assert rejected[0]["clip_id"] == "ok" and rejected[0]["split"] == "unseen"
     assert rejected[0]["path"] == str(tmp_path / "ok.npz") and "unreadable preprocessed clip" in rejected[0]["reason"]
+
+
+def test_a_corpus_rendered_straight_to_crops_is_read_from_its_own_crops_whatever_cache_dir_says(tmp_path, caplog):
+    # Training (prepare_data) and `lipnet-ko evaluate --data` (corpus_examples) both ask _cache_dir: a crops-only
+    # synthetic corpus has no videos to crop into another folder.
+    from lipnet_ko.synth.corpus import crops_dir
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "synth.json").write_text(json.dumps({"config": {"output": "crops"}}), encoding="utf-8")
+    spec = f"synthetic:{corpus}"
+    elsewhere = DataConfig(spec=spec, cache_dir=str(tmp_path / "elsewhere"))
+    with caplog.at_level("WARNING", logger="lipnet_ko.training.run_data"):
+        assert run_data._cache_dir(elsewhere, corpus, spec) == crops_dir(corpus)
+    assert "is not used" in caplog.text
+    assert run_data._cache_dir(DataConfig(spec=spec), corpus, spec) == crops_dir(corpus)
+    (corpus / "synth.json").write_text(json.dumps({"config": {"output": "video"}}), encoding="utf-8")
+    assert run_data._cache_dir(elsewhere, corpus, spec) == tmp_path / "elsewhere"  # videos: cropped where asked
