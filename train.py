@@ -6,7 +6,13 @@ first time), train the CPU preset for the time budget, evaluate on unseen_senten
 sentences never seen) and unseen_speakers (identities from photos never used in training, sentences never
 seen) with greedy, beam and beam + LM decoding, print the oracle floor (the same decoders on perfect-viseme
 logits of the same sentences) beside them, and save everything under runs/<date-time>/ (runs/latest points
-to it). Other data: --data aihub:DIR | grid:DIR | manifest:FILE | synthetic:DIR.
+to it). Other data: --data aihub:DIR | grid:DIR | crops:DIR | manifest:FILE | synthetic:DIR; each kind
+brings its own defaults where it needs them (lipnet_ko.training.recipes: grid: the letter tokenizer and
+GRID's grammar LM; crops: a short few-clip recipe), and any flag overrides them.
+
+Fine-tuning: --init RUN starts from the weights of a trained run (its folder, its model.keras or a keras
+export; same tokenizer and network), and --freeze-frontend-epochs N keeps its STCNN fixed for the first N
+epochs while the GRUs adapt.
 
 Generated data (the synthetic corpus and its crop cache, e.g. data/synth/default-v4) goes to the data
 folder: --data-dir, else $LIPNET_KO_DATA_DIR, else data/ in the working directory.
@@ -24,6 +30,7 @@ import lipnet_ko  # noqa: F401  (sets the oneDNN switch before TensorFlow loads)
 from lipnet_ko.files import DATA_DIR_ENV
 from lipnet_ko.model.run_folder import RunFolder
 from lipnet_ko.training.config import SCHEDULES, STRATEGIES, TrainConfig
+from lipnet_ko.training.recipes import apply_recipe
 from lipnet_ko.training.trainer import default_run_dir, format_metrics, train
 
 FLAGS = {  # flag -> (TrainConfig field, type); data.* fields live in DataConfig
@@ -40,11 +47,18 @@ FLAGS = {  # flag -> (TrainConfig field, type); data.* fields live in DataConfig
     "--curriculum-epochs": ("curriculum_epochs", int),
     "--strategy": ("strategy", str),
     "--seed": ("seed", int),
+    "--init": ("init_from", str),
+    "--freeze-frontend-epochs": ("freeze_frontend_epochs", int),
 }
 HELP = {  # flags whose help says more than the field's name
     "--data-dir": f"folder for generated data (synthetic corpora, crop caches); default ${DATA_DIR_ENV}, else data/ "
                   "in the working directory (TrainConfig.data.data_dir)",
+    "--init": "fine-tune: start from the weights of this trained run (its folder, its model.keras or a keras export), "
+              "which must have the same tokenizer and network (TrainConfig.init_from)",
+    "--freeze-frontend-epochs": "with --init: keep the STCNN frontend fixed for the first N epochs, then train it too "
+                                "(TrainConfig.freeze_frontend_epochs)",
 }
+METAVARS = {"--init": "RUN", "--freeze-frontend-epochs": "N"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,7 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, help="a TrainConfig JSON (e.g. a run's config.json); flags override it")
     for flag, (name, kind) in FLAGS.items():
         choices = {"--schedule": SCHEDULES, "--strategy": STRATEGIES, "--tokenizer": ("jamo", "char")}.get(flag)
-        parser.add_argument(flag, type=kind, choices=choices, help=HELP.get(flag, f"TrainConfig.{name}"))
+        parser.add_argument(flag, type=kind, choices=choices, metavar=METAVARS.get(flag),
+                            help=HELP.get(flag, f"TrainConfig.{name}"))
     parser.add_argument("--no-time-limit", action="store_true", help="train all --epochs, whatever the time")
     parser.add_argument("--no-augment", action="store_true", help="turn augmentation off")
     parser.add_argument("--run-dir", type=Path, help="run folder (default runs/<date-time>; runs/latest points to the newest)")
@@ -73,9 +88,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         top["max_minutes"] = None
     if args.no_augment:
         top["augment"] = None
-    if data.get("spec", "").startswith("grid:") and "tokenizer" not in data:
-        data["tokenizer"] = "char"  # GRID is English
-    return dataclasses.replace(config, data=dataclasses.replace(config.data, **data), **top)
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, **data), **top)
+    if args.config:  # a saved config is complete: its corpus's recipe was applied when it was made
+        return config
+    given = {f"data.{k}" for k in data} | set(top)
+    return apply_recipe(config, given)  # the corpus kind's defaults (grid: letters, crops: few-clip fine-tuning)
 
 
 def main(argv=None) -> int:

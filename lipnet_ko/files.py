@@ -63,6 +63,37 @@ def data_dir(override: str | Path | None = None) -> Path:
     return Path(chosen).expanduser().absolute()
 
 
+def is_writable_place(path: Path) -> bool:
+    """Whether ``path`` may be created or written: its nearest existing ancestor is a folder open for writing.
+
+    A folder whose owner has no write permission counts as read-only even for root, whom ``os.access``
+    lets write anywhere: shared data marked read-only (``r-x``) stays unwritten.
+    """
+    ancestor = nearest_existing(path)
+    if ancestor is None or not ancestor.is_dir():
+        return False
+    return bool(ancestor.stat().st_mode & 0o200) and os.access(ancestor, os.W_OK | os.X_OK)
+
+
+def corpus_cache_dir(corpus: str | Path, override: str | Path | None = None) -> Path:
+    """Where the mouth crops of a corpus folder or manifest file are cached when no cache folder is given.
+
+    ``<corpus>-crops`` beside it (for a manifest ``notes.csv``: ``notes-crops``), so a corpus and its crops
+    travel together; where that place cannot be written (a read-only share, a CI checkout's data), the
+    generated-data folder's ``crops/<name>-<hash>-crops``, the hash of the corpus's absolute path keeping
+    two corpora of one name apart. ``override`` is that data folder (see :func:`data_dir`).
+    """
+    import hashlib
+
+    corpus = Path(corpus)
+    name = corpus.stem if corpus.is_file() else corpus.name
+    beside = corpus.with_name(f"{name}-crops")
+    if is_writable_place(beside):
+        return beside
+    digest = hashlib.sha256(str(corpus.resolve()).encode()).hexdigest()[:8]
+    return data_dir(override) / "crops" / f"{name}-{digest}-crops"
+
+
 def read_text(path: str | Path) -> str:
     """A UTF-8 text file's contents, for the commands that read user files.
 

@@ -22,3 +22,14 @@ def grid_dir() -> Path:
 @pytest.fixture(scope="session")
 def grid_videos(grid_dir: Path) -> list[Path]:
     return sorted(grid_dir.glob("*.mpg"))
+
+
+GRID_S1_DIR = SHARED_DATA / "grid-s1"
+
+
+@pytest.fixture(scope="session")
+def grid_s1_dir() -> Path:
+    """GRID speaker s1 in GRID's own layout (``video/*.mp4`` beside ``align/*.align``); skips when it is missing."""
+    if not (GRID_S1_DIR / "video").is_dir() or not (GRID_S1_DIR / "align").is_dir():
+        pytest.skip(f"GRID speaker s1 not found at {GRID_S1_DIR} (../shared/data/grid-s1 beside the checkout)")
+    return GRID_S1_DIR

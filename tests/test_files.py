@@ -50,3 +50,27 @@ def test_write_json_atomic_leaves_no_temporary_file(tmp_path):
         write_json_atomic(path, {"bad": object()})
     assert [p.name for p in path.parent.iterdir()] == ["result.json"]  # the old file stays, no .tmp left
     assert json.loads(path.read_text(encoding="utf-8")) == {"text": "다람쥐 헌 쳇바퀴에 타고파"}
+
+
+def test_crops_of_a_read_only_corpus_go_to_the_data_folder(tmp_path):
+    """CI's ../shared/data is read-only: its crops are cached under the data folder, not beside the corpus."""
+    from lipnet_ko.files import corpus_cache_dir, is_writable_place
+
+    open_corpus = tmp_path / "mine"
+    open_corpus.mkdir()
+    assert corpus_cache_dir(open_corpus, tmp_path / "data") == tmp_path / "mine-crops"
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text("video,text\n", encoding="utf-8")
+    assert corpus_cache_dir(manifest, tmp_path / "data") == tmp_path / "clips-crops"
+    shelf = tmp_path / "shelf"
+    (shelf / "corpus").mkdir(parents=True)
+    shelf.chmod(0o555)  # r-x, as ../shared/data is; root may still write there, so the mode bits decide
+    try:
+        assert not is_writable_place(shelf / "corpus-crops")
+        cache = corpus_cache_dir(shelf / "corpus", tmp_path / "data")
+        assert cache.parent == tmp_path / "data" / "crops" and cache.name.startswith("corpus-") and cache.name.endswith("-crops")
+        assert corpus_cache_dir(shelf / "corpus" / ".." / "corpus", tmp_path / "data") == cache  # one corpus, one cache
+        (shelf.parent / "other").mkdir()
+        assert corpus_cache_dir(shelf.parent / "other", tmp_path / "data") != cache
+    finally:
+        shelf.chmod(0o755)

@@ -31,7 +31,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "lm": ("lipnet_ko.decoding.lm", "build or inspect an n-gram language model (ARPA)"),
     "normalize": ("lipnet_ko.text.normalize", "normalise Korean transcripts the way labels and metrics see them"),
     "score": ("lipnet_ko.text.metrics", "compute CER, jamo CER, WER, space-normalised WER and BLEU for text files"),
-    "data": ("lipnet_ko.data.corpora", "inspect a corpus (aihub:DIR, grid:DIR, manifest:FILE) or write a train/test split"),
+    "data": (
+        "lipnet_ko.data.corpora",
+        "inspect a corpus (aihub:DIR, grid:DIR, crops:DIR, manifest:FILE) or write a train/test split",
+    ),
     "synth": ("lipnet_ko.synth.corpus", "generate the synthetic Korean speaking-face corpus (AIHub layout)"),
     "transcribe": (
         "lipnet_ko.app.transcribe",

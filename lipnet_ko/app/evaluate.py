@@ -81,7 +81,7 @@ def evaluate_splits(recognizer, splits: Mapping[str, Sequence[Example]], decoder
 
 def configure_parser(parser) -> None:
     parser.add_argument("--model", help="run folder or export (default runs/latest)")
-    parser.add_argument("--data", help="corpus spec (aihub:DIR, grid:DIR, manifest:FILE, synthetic:DIR); "
+    parser.add_argument("--data", help="corpus spec (aihub:DIR, grid:DIR, crops:DIR, manifest:FILE, synthetic:DIR); "
                                        "default: the run's own test splits")
     parser.add_argument("--lm", help="ARPA LM (plain or .gz) for beam + LM, over the model's units "
                                      "(default: the shipped jamo LM for a jamo model, none otherwise)")

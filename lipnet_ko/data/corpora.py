@@ -1,6 +1,8 @@
-"""Corpus readers: AIHub (OLKAVS), GRID and manifests -> one list of :class:`~lipnet_ko.data.clips.Clip`.
+"""Corpus readers: AIHub (OLKAVS), GRID, mouth-crop folders and manifests -> one list of :class:`~lipnet_ko.data.clips.Clip`.
 
-A corpus is named by a spec string, ``KIND:PATH``: ``aihub:DIR``, ``grid:DIR``, ``manifest:FILE``
+A corpus is named by a spec string, ``KIND:PATH``: ``aihub:DIR``, ``grid:DIR``, ``manifest:FILE``,
+``crops:DIR`` (clips that are already mouth crops, LipNet's ``clips/<clip>/mouth_*.png`` + ``labels.csv``;
+read by :mod:`lipnet_ko.data.crop_folders`, no face detection)
 and ``synthetic:DIR`` (the output of ``lipnet-ko synth``, which uses the AIHub layout). :func:`scan` returns a
 :class:`CorpusScan`: the usable clips, every skipped file or sentence with its reason, and for AIHub
 which lip-box order was detected. Nothing here decodes video frames.
@@ -24,13 +26,14 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from lipnet_ko.data.clips import Clip, ManifestError, read_manifest
+from lipnet_ko.data.crop_folders import read_crop_corpus
 from lipnet_ko.files import write_json_atomic
 from lipnet_ko.text.normalize import normalize_english, normalize_text
 from lipnet_ko.video.reader import VIDEO_EXTENSIONS, VideoError, find_videos, probe
 
 log = logging.getLogger(__name__)
 
-SPEC_KINDS = ("aihub", "grid", "manifest", "synthetic")
+SPEC_KINDS = ("aihub", "grid", "manifest", "synthetic", "crops")
 
 # lip_{J indoor|K outdoor}_{noise 1-6}_{F|M}_{age}_{C|E}{speaker}_{angle A-I}_{session}, e.g. lip_K_5_M_06_C920_A_001
 AIHUB_STEM = re.compile(
@@ -147,6 +150,8 @@ def scan(spec: str, **options) -> CorpusScan:
         return scan_aihub(path, **options)
     if kind == "grid":
         return scan_grid(path, **options)
+    if kind == "crops":
+        return scan_crops(path, **options)
     if kind == "synthetic":  # `lipnet-ko synth` writes the AIHub layout, every camera angle kept
         result = scan_synthetic(path, **options) if synthetic_output(path) == "crops" else \
             scan_aihub(path, **{"angles": None, **options})  # fmt: skip
@@ -181,6 +186,15 @@ def scan_manifest(manifest: Path, spec: str | None = None) -> CorpusScan:
     elif not result.clips:
         result.problem = (f"every clip of {manifest} names a video that does not exist ({len(missing)} files, e.g. "
                           f"{', '.join(missing[:EXAMPLES_SHOWN])}); relative paths start at the manifest's folder")  # fmt: skip
+    return result
+
+
+def scan_crops(root: Path, *, normalize_options: dict | None = None) -> CorpusScan:
+    """Scan a folder of clips that are already mouth crops (``crops:DIR``; the layout: :mod:`lipnet_ko.data.crop_folders`)."""
+    found = read_crop_corpus(root, normalize_options=normalize_options)
+    result = CorpusScan(f"crops:{root}", clips=found.clips, problem=found.problem)
+    for item in found.skipped:
+        result.skip(item["path"], item["reason"])
     return result
 
 
@@ -401,6 +415,13 @@ def scan_synthetic(root: Path, *, normalize_options: dict | None = None) -> Corp
 # ---------------------------------------------------------------- GRID
 
 
+def grid_sentences() -> list[str]:
+    """Every sentence of GRID's grammar (4 x 4 x 4 x 25 x 10 x 4 = 64,000), in slot order."""
+    import itertools
+
+    return [" ".join(words) for words in itertools.product(*(sorted(set(slot.values())) for slot in GRID_WORDS))]
+
+
 def grid_text_from_name(stem: str) -> str:
     """Sentence spelled by a GRID file name: ``bbaf2n`` -> ``bin blue at f two now`` (last six letters)."""
     code = stem[-6:]
@@ -432,20 +453,62 @@ def read_grid_align(path: Path) -> tuple[str, float | None, float | None]:
     return " ".join(words), start, end
 
 
-def scan_grid(root: Path, *, trim_silence: bool = False) -> CorpusScan:
-    """Scan GRID: speaker folders of videos, with ``.align`` files of the same stem anywhere below ``root``.
+# Folder names that hold a speaker's videos or alignments in GRID's own layout (``s1/`` videos beside
+# ``alignments/s1/``, or ``video/`` beside ``align/``): they name no speaker, so the folder above them does.
+GRID_GENERIC_FOLDERS = frozenset({"video", "videos", "vid", "mpg", "mpg_vcd", "mpg_6000", "align", "aligns",
+                                  "alignment", "alignments"})  # fmt: skip
 
-    Without an ``.align`` the sentence is read from the file name (GRID names spell it). The speaker
-    is the video's folder name. Clips cover the whole video unless ``trim_silence`` cuts them to the
-    spoken span of the alignment.
+
+def grid_speaker(video: Path, root: Path) -> str:
+    """The speaker of a GRID video: its folder's name, or the folder above a generic one (``video/``, ``mpg_6000/``)."""
+    for folder in (video.parent, *video.parent.parents):
+        if folder.name.lower() not in GRID_GENERIC_FOLDERS or folder == root:
+            return folder.name or "grid"
+    return root.name or "grid"
+
+
+def _grid_align_for(video: Path, root: Path, aligns: dict[str, list[Path]]) -> tuple[Path | None, str | None]:
+    """The ``.align`` of ``video``: same stem, preferring the same folder, then one under the same speaker.
+
+    GRID reuses sentence codes across speakers (``s1/bbaf2n`` and ``s2/bbaf2n``), so a stem alone can be
+    ambiguous. Returns (path, None), (None, None) when there is none, or (None, reason) when several fit.
+    """
+    found = aligns.get(video.stem, [])
+    if len(found) <= 1:
+        return (found[0] if found else None), None
+    same_folder = [p for p in found if p.parent == video.parent]
+    if len(same_folder) == 1:
+        return same_folder[0], None
+    speaker = grid_speaker(video, root)
+    same_speaker = [p for p in found if speaker in p.relative_to(root).parts[:-1]]
+    if len(same_speaker) == 1:
+        return same_speaker[0], None
+    return None, f"{len(found)} .align files named {video.stem}.align and none is the speaker {speaker!r}'s"
+
+
+def scan_grid(root: Path, *, trim_silence: bool = False) -> CorpusScan:
+    """Scan GRID: videos with their ``.align`` files, as GRID ships them or side by side.
+
+    Layouts read: speaker folders holding videos and ``.align`` files together; GRID's own, a folder of
+    videos beside a folder of alignments (``s1/*.mpg`` with ``alignments/s1/*.align``, or ``video/*.mp4``
+    with ``align/*.align``). A video's ``.align`` is the one of the same stem in its folder, else the one
+    under the same speaker (``_grid_align_for``). Without one, the sentence is read from the file name
+    (GRID names spell it). The speaker is the video's folder, or the folder above a generic one
+    (``grid_speaker``). Clips cover the whole video unless ``trim_silence`` cuts them to the spoken span
+    of the alignment.
     """
     result = CorpusScan(f"grid:{root}")
-    aligns = {p.stem: p for p in root.rglob("*.align")}
+    aligns: dict[str, list[Path]] = {}
+    for path in sorted(root.rglob("*.align")):
+        aligns.setdefault(path.stem, []).append(path)
     for video in find_videos(root):
         start = end = None
         try:
-            if video.stem in aligns:
-                text, start, end = read_grid_align(aligns[video.stem])
+            align, ambiguous = _grid_align_for(video, root, aligns)
+            if ambiguous:
+                raise ValueError(ambiguous)
+            if align is not None:
+                text, start, end = read_grid_align(align)
             else:
                 text = grid_text_from_name(video.stem)
             text = normalize_english(text)
@@ -454,8 +517,9 @@ def scan_grid(root: Path, *, trim_silence: bool = False) -> CorpusScan:
             continue
         if not trim_silence:
             start = end = None
-        result.clips.append(Clip(video=video, start=start, end=end, text=text, speaker=video.parent.name,
-                                 clip_id=f"{video.parent.name}/{video.stem}"))  # fmt: skip
+        speaker = grid_speaker(video, root)
+        result.clips.append(Clip(video=video, start=start, end=end, text=text, speaker=speaker,
+                                 clip_id=f"{speaker}/{video.stem}"))  # fmt: skip
     if not result.clips and not result.skipped:
         others = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
         result.problem = (f"no video file ({', '.join(VIDEO_EXTENSIONS)}) under {root}; found {len(others)} other files"
@@ -535,7 +599,7 @@ def read_split(path: str | Path, clips: Sequence[Clip]) -> dict[str, list[Clip]]
 def configure_parser(parser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     inspect = sub.add_parser("inspect", help="count clips, speakers and hours; list what was skipped and why")
-    inspect.add_argument("spec", help="aihub:DIR, grid:DIR, manifest:FILE or synthetic:DIR")
+    inspect.add_argument("spec", help="aihub:DIR, grid:DIR, manifest:FILE, crops:DIR or synthetic:DIR")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
     inspect.add_argument("--angles", default="A", help="AIHub camera angles to keep, e.g. A or ABC; 'all' keeps every angle")
     split = sub.add_parser("split", help="write a reproducible train/test split of a corpus")
@@ -544,6 +608,14 @@ def configure_parser(parser) -> None:
     split.add_argument("--held-out", type=float, default=0.1, help="share of speakers (or utterances) held out")
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--out", required=True, help="split JSON to write")
+    reframe = sub.add_parser("reframe", help="copy a crops:DIR corpus with every frame cut to a box and resized to "
+                                             "this project's crop size (crops made with other margins)")
+    reframe.add_argument("spec", help="crops:DIR")
+    reframe.add_argument("--box", type=float, nargs=4, required=True, metavar=("X0", "Y0", "X1", "Y1"),
+                         help="the region of each frame (px) that becomes the new crop")
+    reframe.add_argument("--out", type=Path, required=True, help="folder of the re-framed corpus (a crops:DIR layout)")
+    reframe.add_argument("--width", type=int, default=None, help="crop width (default MouthConfig's)")
+    reframe.add_argument("--height", type=int, default=None, help="crop height (default MouthConfig's)")
 
 
 def _scan_from_args(args) -> CorpusScan:
@@ -582,6 +654,8 @@ def run(args) -> int:
     found and listed by ``inspect``); 2 when the spec gives no usable clip (one ``error:`` line says what
     was looked for and what was found), or is bad or unreadable.
     """
+    if args.action == "reframe":
+        return _reframe(args)
     try:
         result = _scan_from_args(args)
     except (ValueError, FileNotFoundError) as error:
@@ -610,3 +684,25 @@ def run(args) -> int:
         if result.skipped:
             print(f"{len(result.skipped)} skipped (left out of the split; `lipnet-ko data inspect {args.spec}` lists why)")
     return 1 if result.skipped else 0
+
+
+def _reframe(args) -> int:
+    """``lipnet-ko data reframe crops:DIR --box X0 Y0 X1 Y1 --out NEW``: 0 done, 1 some clips failed, 2 nothing done."""
+    from lipnet_ko.data.crop_folders import reframe_crop_corpus
+    from lipnet_ko.video.extract import PreprocessConfig
+    from lipnet_ko.video.mouth import MouthConfig
+
+    kind, path = parse_spec(args.spec) if is_spec(args.spec) else (None, None)
+    if kind != "crops":
+        print(f"error: reframe takes a crops:DIR corpus, got {args.spec!r}", file=sys.stderr)
+        return 2
+    try:
+        mouth = MouthConfig(**{k: v for k, v in (("width", args.width), ("height", args.height)) if v is not None})
+        summary = reframe_crop_corpus(path, args.out, tuple(args.box), PreprocessConfig(mouth=mouth))
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{summary['clips']} clips -> crops:{summary['out']}; {len(summary['failed'])} failed")
+    for item in summary["failed"]:
+        print(f"  failed {item['clip']}: {item['reason']}", file=sys.stderr)
+    return 1 if summary["failed"] else 0

@@ -1,7 +1,9 @@
 """A corpus -> cached mouth crops: the ``lipnet-ko preprocess`` batch command and the ``.npz`` crop files.
 
-Crops are made by ``lipnet_ko.video.extract`` (the one path from video to crops). The command expands
-its inputs (video files, folders, manifests, or ``KIND:PATH`` specs registered in ``INPUT_KINDS``) into
+Crops are made by ``lipnet_ko.video.extract`` (the one path from video to crops); a clip whose ``video`` is a
+folder of frame images that are already mouth crops (``crops:DIR``) is read by
+``lipnet_ko.data.crop_folders.read_crop_folder`` instead, with no face detection, into the same ``.npz``.
+The command expands its inputs (video files, folders, manifests, or ``KIND:PATH`` specs registered in ``INPUT_KINDS``) into
 ``Clip``s, then writes one compressed ``.npz`` per clip (see ``save_clip`` for the keys), atomically,
 skipping clips already done, in parallel worker processes, and finishes with a JSON report of what
 succeeded and what failed and why.
@@ -28,6 +30,7 @@ import numpy as np
 
 from lipnet_ko.files import temp_path, write_json_atomic
 from lipnet_ko.data.clips import Clip, ManifestError, read_manifest
+from lipnet_ko.data.crop_folders import crop_folder_fps, read_crop_folder
 from lipnet_ko.video.landmarks import DetectorConfig
 from lipnet_ko.video.mouth import MouthConfig, NoFaceError
 from lipnet_ko.video.reader import VIDEO_EXTENSIONS, VideoError, find_videos
@@ -71,8 +74,8 @@ def save_clip(path: Path, result: MouthResult, clip: Clip, config: PreprocessCon
     Keys: ``crops`` uint8 [T,H,W,C]; ``landmarks`` float32 [T,68,2] source px (NaN when boxes were given);
     ``boxes`` float32 [T,4] (NaN when detected); ``found`` bool [T] (measured, not interpolated); ``searched``
     bool [T] (False where skipped on purpose, ``landmark_every``); ``transforms`` float32 [T,2,3] source px
-    -> crop px; ``timestamps`` float64 [T] s; ``fps``; ``source`` (video path); ``start``/``end`` (s, NaN = open);
-    ``text``; ``speaker``; ``clip_id``; ``config`` (PreprocessConfig JSON); ``format_version``.
+    -> crop px; ``timestamps`` float64 [T] s; ``fps``; ``source`` (video path, or the crop folder);
+    ``start``/``end`` (s, NaN = open); ``text``; ``speaker``; ``clip_id``; ``config`` (PreprocessConfig JSON); ``format_version``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = len(result.crops)
@@ -158,7 +161,7 @@ def _corpus_loader(kind: str) -> Callable[[str], list[Clip]]:
 
 INPUT_KINDS: dict[str, Callable[[str], list[Clip]]] = {
     "manifest": lambda path: read_manifest(path),
-    **{kind: _corpus_loader(kind) for kind in ("aihub", "grid", "synthetic")},
+    **{kind: _corpus_loader(kind) for kind in ("aihub", "grid", "synthetic", "crops")},
 }
 
 
@@ -244,7 +247,7 @@ def process_clip(clip: Clip, out_dir: Path, config: PreprocessConfig) -> dict:
     final = output_path(out_dir, clip)
     try:
         _remove_stale_temps(final)
-        result = extract_mouth_from_video(clip.video, clip.start, clip.end, config, boxes=clip.mouth_boxes)
+        result = _mouth_of(clip, config)
         save_clip(final, result, clip, config)
     except (VideoError, NoFaceError, ValueError, OSError) as error:
         entry.update(status="failed", reason=f"{type(error).__name__}: {error}")
@@ -261,6 +264,19 @@ def process_clip(clip: Clip, out_dir: Path, config: PreprocessConfig) -> dict:
         )
     entry["seconds"] = round(time.perf_counter() - t0, 3)
     return entry
+
+
+def _mouth_of(clip: Clip, config: PreprocessConfig) -> MouthResult:
+    """A video is cropped; a folder holds mouth crops already (``crops:DIR``) and is only read and checked.
+
+    A folder's ``start``/``end`` cut its frames by time (frame i at i / fps, fps from the corpus's labels.csv),
+    as a video's range cuts a video; mouth boxes have nothing to crop there and are refused.
+    """
+    if clip.video.is_dir():
+        if clip.mouth_boxes is not None:
+            raise ValueError(f"{clip.video} is a folder of mouth crops: mouth boxes cannot apply to it")
+        return read_crop_folder(clip.video, config, crop_folder_fps(clip.video), start=clip.start, end=clip.end)
+    return extract_mouth_from_video(clip.video, clip.start, clip.end, config, boxes=clip.mouth_boxes)
 
 
 def _skipped_entry(clip: Clip, out_dir: Path) -> dict:
@@ -431,7 +447,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXIT_STATUS_HELP
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="video files, folders (searched recursively), manifests (.csv/.jsonl), or KIND:PATH")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the .npz files and the report")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="folder for the .npz files and the report; default, for one KIND:PATH input, the crop cache "
+                             "training uses for it (<corpus>-crops beside it, or under the data folder where that is "
+                             "read-only: lipnet_ko.files.corpus_cache_dir)")
     parser.add_argument("--jobs", type=int, default=_default_jobs(), help="worker processes (default: the number of cores)")
     parser.add_argument("--width", type=int, default=MouthConfig.width, help="crop width in px (default %(default)s)")
     parser.add_argument("--height", type=int, default=MouthConfig.height, help="crop height in px (default %(default)s)")
@@ -451,6 +470,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview", nargs="?", type=Path, const=True, default=None, metavar="PNG",
                         help=f"save a contact sheet of crops (default path: DIR/{PREVIEW_NAME})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def default_out_dir(inputs: Sequence[str]) -> Path | None:
+    """The crop cache training reads for a single ``KIND:PATH`` input (``corpus_cache_dir``), so that
+    ``lipnet-ko preprocess grid:DIR`` followed by ``python train.py --data grid:DIR`` crops each clip once;
+    None for any other input."""
+    from lipnet_ko.data.corpora import is_spec, parse_spec
+    from lipnet_ko.files import corpus_cache_dir
+
+    if len(inputs) != 1 or not is_spec(inputs[0]) or Path(inputs[0]).exists():
+        return None
+    return corpus_cache_dir(parse_spec(inputs[0])[1])
 
 
 def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
@@ -479,7 +510,14 @@ def run(args: argparse.Namespace) -> int:
     if not clips:
         print(f"error: no videos found in {' '.join(args.inputs)}", file=sys.stderr)
         return 2
-    out_dir: Path = args.out
+    out_dir: Path | None = args.out
+    if out_dir is None:
+        out_dir = default_out_dir(args.inputs)
+        if out_dir is None:
+            print("error: --out DIR is needed unless the input is one corpus spec (KIND:PATH), whose crops then go to "
+                  "the cache training reads", file=sys.stderr)  # fmt: skip
+            return 2
+        print(f"crops -> {out_dir} (the crop cache of {args.inputs[0]})")
     if out_dir.exists() and not out_dir.is_dir():
         print(f"error: --out {out_dir} exists and is not a folder", file=sys.stderr)
         return 2

@@ -56,7 +56,13 @@ LM_DIR = DATA_DIR / "lm"
 # build_default_lm() / `lipnet-ko lm build-default`; data/lm/README.md has the measurements behind the choice.
 DEFAULT_LM_ORDER = 6
 DEFAULT_LM_MIN_COUNTS: tuple[int, ...] | None = None  # None = no pruning
-DEFAULT_LM_PATHS = {"jamo": LM_DIR / f"ko_open_jamo_{DEFAULT_LM_ORDER}gram.arpa.gz"}  # the shipped models, by unit
+# GRID's grammar as letters (issue 19): every sentence of the six-slot grammar, equally weighted, in an 8-gram that
+# spans a word and its neighbours' edges; the default LM of the char tokenizer (GRID's). build_grid_lm() writes it.
+GRID_LM_ORDER = 8
+DEFAULT_LM_PATHS = {  # the shipped models, by unit
+    "jamo": LM_DIR / f"ko_open_jamo_{DEFAULT_LM_ORDER}gram.arpa.gz",
+    "char": LM_DIR / f"grid_char_{GRID_LM_ORDER}gram.arpa.gz",
+}
 LEGACY_LM_PATH = LM_DIR / "ko_jamo_5gram.arpa.gz"  # the closed-vocabulary 5-gram (project_corpus()), no longer a default
 
 
@@ -697,7 +703,7 @@ def load_default_lm(units: str = "jamo") -> NGramLM:
 
 
 def default_lm_path(tokenizer) -> Path | None:
-    """Where the shipped LM over ``tokenizer``'s units lives, or None where none ships (GRID's letters)."""
+    """Where the shipped LM over ``tokenizer``'s units lives (for the char tokenizer: GRID's grammar), or None."""
     return DEFAULT_LM_PATHS.get(units_for_tokenizer(tokenizer))
 
 
@@ -768,6 +774,39 @@ def build_default_lm(out: str | Path | None = None, folder: str | Path | None = 
     return out
 
 
+def build_grid_lm(out: str | Path | None = None) -> Path:
+    """Train the char tokenizer's default LM, GRID's grammar (:func:`lipnet_ko.data.corpora.grid_sentences`, all
+    64,000 sentences once), an order-:data:`GRID_LM_ORDER` Kneser-Ney model, and write it with its metadata JSON.
+
+    The grammar is the prior GRID's papers decode with: it knows which words may stand in each slot, nothing about
+    which sentences a test holds (every sentence has the same count). Fixed discounts: an enumerated grammar
+    has no singletons to estimate them from. Deterministic, like :func:`build_default_lm`.
+    """
+    from lipnet_ko.data.corpora import grid_sentences
+    from lipnet_ko.files import write_json_atomic
+
+    out = DEFAULT_LM_PATHS["char"] if out is None else Path(out)
+    lines = grid_sentences()
+    model = train_kneser_ney([text_to_units(line, "char") for line in lines], order=GRID_LM_ORDER,
+                             discounts=[(0.5, 1.0, 1.5)] * GRID_LM_ORDER)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.write_arpa(out)
+    write_json_atomic(metadata_path(out), {
+        "units": "char",
+        "order": GRID_LM_ORDER,
+        "smoothing": "interpolated modified Kneser-Ney, discounts (0.5, 1.0, 1.5) at every order",
+        "text": "lipnet_ko.data.corpora.grid_sentences(): every GRID sentence once",
+        "text_lines": len(lines),
+        "text_sha256": text_digest(lines),
+        "ngrams": [len(level) for level in model.ngrams],
+        "arpa_bytes": out.stat().st_size,
+        "arpa_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "rebuild": "lipnet-ko lm build-default --units char",
+    })
+    log.info("wrote %s (%d bytes, %s) from the %d GRID sentences", out, out.stat().st_size, model, len(lines))
+    return out
+
+
 def project_corpus(grammar_samples: int = 3000, seed: int = 0, held_out_share: float = 0.2) -> list[str]:
     """The default LM's training sentences: ``grammar_samples`` sentences drawn from the command grammar
     plus the training part of the free sentences (the held-out part stays out for evaluation)."""
@@ -811,12 +850,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                             "drops n-grams seen once from order 6 up); pruned n-grams back off")
     build.add_argument("--out", type=Path, required=True, help="output .arpa (or .arpa.gz) file")
     default = sub.add_parser(
-        "build-default", help="rebuild the shipped default jamo LM from the sentence pool's LM text (data/lm/README.md)",
-        description=f"Train the default jamo LM (order {DEFAULT_LM_ORDER}) on lipnet_ko.text.sentence_pool.lm_text() and "
-                    "write it with its metadata JSON; byte-identical for the same pool files.",
+        "build-default", help="rebuild a shipped default LM: jamo from the sentence pool's LM text, char from GRID's "
+                              "grammar (data/lm/README.md)",
+        description=f"Train the default jamo LM (order {DEFAULT_LM_ORDER}) on lipnet_ko.text.sentence_pool.lm_text(), or "
+                    f"with --units char the GRID grammar LM (order {GRID_LM_ORDER}) on every GRID sentence, and write it "
+                    "with its metadata JSON; byte-identical for the same input.",
     )  # fmt: skip
+    default.add_argument("--units", choices=sorted(DEFAULT_LM_PATHS), default="jamo",
+                         help="which default LM: jamo (Korean, the default) or char (GRID's grammar)")
     default.add_argument("--out", type=Path, default=None,
-                         help=f"output .arpa.gz (default: the shipped {DEFAULT_LM_PATHS['jamo'].relative_to(DATA_DIR.parent)})")
+                         help="output .arpa.gz (default: the shipped file, "
+                              f"{DEFAULT_LM_PATHS['jamo'].relative_to(DATA_DIR.parent)} or "
+                              f"{DEFAULT_LM_PATHS['char'].relative_to(DATA_DIR.parent)})")
     corpus = sub.add_parser("corpus", help="write an LM's training text: the open sentence pool's LM text, or the grammar's")
     corpus.add_argument("--source", choices=("open", "grammar"), default="open",
                         help="open (default): lipnet_ko.text.sentence_pool.lm_text(), the default LM's text; "
@@ -926,7 +971,7 @@ def run(args: argparse.Namespace) -> int:
         if args.lm_command == "build-default":
             if args.out is not None and args.out.is_dir():
                 return _fail(f"--out {args.out} is a directory; give the .arpa.gz file to write")
-            path = build_default_lm(args.out)
+            path = build_grid_lm(args.out) if args.units == "char" else build_default_lm(args.out)
             print(f"wrote {path} and {metadata_path(path)}")
             return 0
         if args.lm_command == "corpus":

@@ -284,7 +284,7 @@ def _check_input_shape(path: Path, shape: tuple, config: ModelConfig) -> None:
         )
 
 
-def _locate(path: Path) -> tuple[str, Path, Path]:
+def locate_model(path: Path) -> tuple[str, Path, Path]:
     """``path`` -> (format, model file or folder, folder holding the side JSON files)."""
     if not path.exists():
         raise FileNotFoundError(
@@ -319,7 +319,7 @@ def _locate(path: Path) -> tuple[str, Path, Path]:
 
 
 def write_side_files(folder: str | Path, config: ModelConfig, tokenizer, preprocess: PreprocessConfig) -> None:
-    """Write what must travel with a model file (``SIDE_FILES``) into ``folder``; ``_read_side_files`` reads them back."""
+    """Write what must travel with a model file (``SIDE_FILES``) into ``folder``; ``read_side_files`` reads them back."""
     from lipnet_ko.files import write_json_atomic
 
     folder = Path(folder)
@@ -352,7 +352,7 @@ def _read_side_file(path: Path, read):
         raise ValueError(f"cannot read {path}: {_first_line(error)} ({COPY_HINT})") from None
 
 
-def _read_side_files(folder: Path) -> tuple[ModelConfig, object, PreprocessConfig]:
+def read_side_files(folder: Path) -> tuple[ModelConfig, object, PreprocessConfig]:
     missing = [name for name in SIDE_FILES if not (folder / name).is_file()]
     if missing:
         raise FileNotFoundError(
@@ -408,7 +408,7 @@ def _check_keras_archive(path: Path) -> None:
         )
 
 
-def _load_keras(path: Path, config: ModelConfig):
+def load_keras_model(path: Path, config: ModelConfig):
     import keras
 
     from lipnet_ko.model.network import LipNet  # registers the class, so load_model needs no custom_objects
@@ -440,7 +440,7 @@ def model_path_or_latest(path: str | Path | None) -> Path:
 def read_preprocess_config(path: str | Path | None = None) -> PreprocessConfig:
     """The crop settings a model at ``path`` (as :func:`load_recognizer` takes it) must be fed with, read from its
     side files alone: no TensorFlow, so crops can be made while the model loads."""
-    return _read_side_files(_locate(model_path_or_latest(path))[2])[2]
+    return read_side_files(locate_model(model_path_or_latest(path))[2])[2]
 
 
 def load_recognizer(path: str | Path | None = None) -> Recognizer:
@@ -461,11 +461,11 @@ def load_recognizer(path: str | Path | None = None) -> Recognizer:
             tokenizer do not belong together.
     """
     path = model_path_or_latest(path)
-    fmt, model_path, folder = _locate(path)
-    config, tokenizer, preprocess = _read_side_files(folder)
+    fmt, model_path, folder = locate_model(path)
+    config, tokenizer, preprocess = read_side_files(folder)
     model = None
     if fmt == "keras":
-        model = _load_keras(model_path, config)
+        model = load_keras_model(model_path, config)
         backend = KerasBackend(model, config)
     elif fmt == "savedmodel":
         backend = _SavedModelBackend(model_path)

@@ -43,6 +43,11 @@ class TrainConfig:
     beam_width: int = 32  # final evaluation's beam decoders
     strategy: str = "default"  # default | mirrored | multiworker (MultiWorkerMirroredStrategy from TF_CONFIG)
     seed: int = 0
+    # Fine-tuning: start from a trained model's weights instead of random ones: a run folder, its .keras file or a
+    # keras export folder, with the same tokenizer and network (lipnet_ko.training.trainer.find_init_model). Only a
+    # new run loads them; a resumed run continues from its own checkpoint. None = random initialisation.
+    init_from: str | None = None
+    freeze_frontend_epochs: int = 0  # with init_from: the STCNN frontend is not trained for the first N epochs
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
@@ -62,6 +67,18 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes}")
+        if isinstance(self.init_from, Path):
+            object.__setattr__(self, "init_from", str(self.init_from))  # config.json holds it as a string
+        if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from.strip()):
+            raise ValueError(f"init_from must be the path of a trained run or model, or None, got {self.init_from!r}")
+        if self.freeze_frontend_epochs < 0:
+            raise ValueError(f"freeze_frontend_epochs must be >= 0, got {self.freeze_frontend_epochs}")
+        if self.freeze_frontend_epochs and self.init_from is None:
+            # A frozen random frontend would hand the GRUs fixed random features: refused rather than run.
+            raise ValueError(
+                f"freeze_frontend_epochs={self.freeze_frontend_epochs} needs init_from: only a trained frontend is worth "
+                "keeping fixed; pass --init RUN, or leave --freeze-frontend-epochs out"
+            )
         self.model_config(69)  # unknown preset or field names fail here, not after data preparation
 
     def model_config(self, vocabulary_size: int) -> ModelConfig:

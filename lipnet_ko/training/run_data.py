@@ -30,7 +30,7 @@ from lipnet_ko.video.extract import PreprocessConfig
 from lipnet_ko.data.crops import output_path, run_batch
 from lipnet_ko.synth.corpus import SPLIT_NAME, SYNTH_VERSION, SynthConfig, crops_dir, generate_corpus
 from lipnet_ko.text.normalize import normalize_text
-from lipnet_ko.files import data_dir
+from lipnet_ko.files import corpus_cache_dir, data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +44,15 @@ FIT_SPLITS = ("train", "val")
 class DataConfig:
     """Which corpus a run trains on and how it is split."""
 
-    spec: str = "synthetic"  # "synthetic" (the embedded default corpus), synthetic:DIR, aihub:DIR, grid:DIR, manifest:FILE
+    spec: str = "synthetic"  # "synthetic" (embedded default corpus), synthetic:DIR, aihub:DIR, grid:DIR, crops:DIR, manifest:FILE
     tokenizer: str = "jamo"  # "jamo" (Korean) or "char" (English, GRID)
     synth: SynthConfig = field(default_factory=SynthConfig)  # the corpus "synthetic" generates
     synth_dir: str | None = None  # where "synthetic" is generated; None = <data_dir>/synth/default-v<SYNTH_VERSION>
     # Folder for generated data: "synthetic" writes its corpora and their crop caches under DATA_DIR/synth/.
     # None = $LIPNET_KO_DATA_DIR, else data/ in the working directory (lipnet_ko.files.data_dir).
     data_dir: str | None = None
-    cache_dir: str | None = None  # preprocessed crops; None = "<corpus>-crops" beside the corpus
+    # Preprocessed crops; None = "<corpus>-crops" beside the corpus, or under data_dir where that is read-only
+    cache_dir: str | None = None
     val_share: float = 0.05  # training speakers' utterances held out for validation (best checkpoint)
     seen_share: float = 0.1  # training speakers' utterances held out for the seen-speaker test
     unseen_share: float = 0.2  # corpora without split.json: share of speakers held out (unseen test)
@@ -70,7 +71,7 @@ class DataConfig:
                 ) from None
         if self.spec != "synthetic" and not is_spec(self.spec):
             raise ValueError(
-                f"data spec must be 'synthetic' or KIND:PATH (aihub:, grid:, manifest:, synthetic:), got {self.spec!r}"
+                f"data spec must be 'synthetic' or KIND:PATH (aihub:, grid:, crops:, manifest:, synthetic:), got {self.spec!r}"
             )
         if self.tokenizer not in ("jamo", "char"):
             raise ValueError(f"DataConfig.tokenizer must be 'jamo' or 'char', got {self.tokenizer!r}")
@@ -169,10 +170,8 @@ def _cache_dir(config: DataConfig, corpus_dir: Path | None, spec: str) -> Path:
         return crops_dir(corpus_dir)
     if config.cache_dir:
         return Path(config.cache_dir)
-    if corpus_dir is not None and corpus_dir.is_dir():
-        return corpus_dir.with_name(corpus_dir.name + "-crops")
-    if corpus_dir is not None:  # a manifest file
-        return corpus_dir.with_name(corpus_dir.stem + "-crops")
+    if corpus_dir is not None:  # beside the corpus folder or manifest, else under the data folder (read-only corpora)
+        return corpus_cache_dir(corpus_dir, config.data_dir)
     raise ValueError(f"no cache folder for {spec}; set DataConfig.cache_dir")
 
 

@@ -12,6 +12,12 @@ A run is driven by ``_Trainer``: its constructor sets up the session (data, mode
 ``train_epoch`` runs the rest of one epoch, ``end_epoch`` validates, logs and checkpoints, and
 ``finish_run`` scores the kept model. What the run leaves on disk, and where, is
 ``lipnet_ko.model.run_folder.RunFolder``.
+
+Fine-tuning (``TrainConfig.init_from``, ``--init RUN``): a new run copies every weight of a trained model with the
+same tokenizer and network (``find_init_model``, ``load_init_weights``) before its first step; a resumed run
+continues from its own checkpoint. ``freeze_frontend_epochs`` keeps the STCNN (``frontend_layers``) fixed for
+the first epochs: its layers are made non-trainable, so that phase has a train step of its own, traced over
+the other variables, and the optimizer restarts when the frontend joins in (``_Trainer.restart_optimizer``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from lipnet_ko.model.config import ModelConfig
 from lipnet_ko.model.run_folder import RunFolder, default_run_dir
 from lipnet_ko.training.config import TrainConfig
 from lipnet_ko.training.run_data import EVAL_SPLITS, RunData, prepare_data, read_run_splits, write_run_splits
+from lipnet_ko.video.extract import PreprocessConfig
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +265,120 @@ def _save_model_atomic(model, path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Fine-tuning: the trained model a run starts from (--init), and its frontend frozen for the first epochs
+
+REGULARISATION_FIELDS = ("dropout", "gru_dropout")  # ModelConfig fields with no weights: a fine-tuning run may change them
+
+
+@dataclass(frozen=True)
+class InitModel:
+    """The trained model a new run starts from (``TrainConfig.init_from``), as :func:`find_init_model` found it."""
+
+    model_file: Path  # the .keras file whose weights are copied
+    model_config: ModelConfig  # its model_config.json
+    preprocess: PreprocessConfig  # its preprocess.json: how the crops it was trained on were made
+
+
+def find_init_model(config: TrainConfig, tokenizer) -> InitModel:
+    """The model ``config.init_from`` names, checked against the run's tokenizer and network; reads JSON only.
+
+    Args:
+        config: the new run's settings; ``init_from`` is a training run folder (its ``model.keras``), a ``.keras``
+            file with its side files beside it, or a keras export folder (``lipnet-ko export --format keras``):
+            what ``lipnet_ko.model.inference.load_recognizer`` loads, less the formats without Keras weights.
+        tokenizer: the run's tokenizer; the model's must be the same one (name and every id).
+
+    Returns:
+        an :class:`InitModel`. Its ``ModelConfig`` equals the run's (``config.model_config``) but for
+        ``REGULARISATION_FIELDS``.
+
+    Raises:
+        FileNotFoundError: nothing at ``init_from``, a folder without ``model.keras`` (e.g. a run still
+            training), or a side file missing.
+        ValueError: a model without Keras weights, an unreadable side file, or another tokenizer or network
+            (the message names what differs).
+    """
+    from lipnet_ko.model.inference import EXPORT_MANIFEST, locate_model, read_side_files
+
+    path, where = Path(config.init_from).resolve(), f"--init {config.init_from}"
+    run = RunFolder(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{where}: no such run folder or model file")
+    if path.is_dir() and not (path / EXPORT_MANIFEST).is_file() and not run.model_keras.is_file():
+        why = " (a run still training: its model.keras is written when it ends)" if run.state_json.is_file() else ""
+        raise FileNotFoundError(f"{where}: no {run.model_keras.name} in that folder{why}; pass a finished run folder, "
+                                "a .keras file or a keras export folder")
+    try:
+        fmt, model_file, folder = locate_model(path)
+        if fmt != "keras":
+            raise ValueError(f"a {fmt} model has no Keras weights to fine-tune; pass its training run folder or .keras file")
+        its_config, its_tokenizer, preprocess = read_side_files(folder)
+    except (FileNotFoundError, ValueError) as error:
+        raise type(error)(f"{where}: {error}") from None
+    if its_tokenizer != tokenizer:
+        hint = f" (--tokenizer {its_tokenizer.name})" if its_tokenizer.name != tokenizer.name else ""
+        raise ValueError(f"{where}: its tokenizer is {its_tokenizer.name} ({its_tokenizer.vocab_size} ids), this run's is "
+                         f"{tokenizer.name} ({tokenizer.vocab_size} ids): fine-tuning needs the same tokenizer{hint}")
+    its, ours = its_config.to_dict(), config.model_config(tokenizer.vocab_size).to_dict()
+    differ = [f"{k} {its[k]} vs {ours[k]}" for k in ours if k not in REGULARISATION_FIELDS and its.get(k) != ours[k]]
+    if differ:
+        its_preset = _run_preset(folder)
+        if its_preset not in (None, config.preset):
+            differ.insert(0, f"preset {its_preset} vs {config.preset}")
+        raise ValueError(f"{where}: its network differs from this run's: {', '.join(differ)} (its vs this run's); "
+                         "fine-tuning needs the same network: pass the --preset and TrainConfig.model it was trained with")
+    return InitModel(model_file, its_config, preprocess)
+
+
+def _run_preset(folder: Path) -> str | None:
+    """The preset named in ``folder``'s ``config.json`` (a run folder's), for error messages; None without one."""
+    try:
+        return json.loads(RunFolder(folder).config_json.read_text(encoding="utf-8")).get("preset")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def load_init_weights(model, init: InitModel) -> None:
+    """Every weight of ``init``'s model into ``model``: batch-norm statistics too, not the dropout seeds.
+
+    Weights are matched by their path below the model (``stcnn_block_1/kernel``, ...; a model loaded from a
+    ``.keras`` file names them without the model's own ``lipnet/`` in front) and must have the same shapes, so
+    until its first step ``model`` computes exactly the logits the trained model does.
+
+    Raises:
+        ValueError: a weight missing on either side, or of another shape (the network code changed since).
+    """
+    from lipnet_ko.model.inference import load_keras_model
+
+    def by_path(network) -> dict:
+        return {w.path.removeprefix(f"{network.name}/"): w for w in network.weights}
+
+    theirs, ours = by_path(load_keras_model(init.model_file, init.model_config)), by_path(model)
+    problems = [f"{p} missing in it" for p in ours if p not in theirs]
+    problems += [f"{p} not in this run's" for p in theirs if p not in ours]
+    problems += [f"{p} {tuple(theirs[p].shape)} vs {tuple(w.shape)}" for p, w in ours.items()
+                 if p in theirs and tuple(theirs[p].shape) != tuple(w.shape)]  # fmt: skip
+    if problems:
+        raise ValueError(f"{init.model_file}: its weights do not fit this run's network: {', '.join(problems[:5])}"
+                         f"{' ...' if len(problems) > 5 else ''}")
+    for p, w in ours.items():
+        w.assign(theirs[p].numpy())
+
+
+def frontend_layers(model) -> list:
+    """The STCNN frontend of a ``LipNet``: every layer of its Conv3D blocks (``model.blocks``, the ``stcnn_*`` layers:
+    padding, Conv3D, batch norm, activation, dropout, pooling). The input pooling before them has no weights."""
+    return [layer for block in model.blocks for layer in block]
+
+
+def set_frontend_trainable(model, trainable: bool) -> None:
+    """Freeze (False) or unfreeze the frontend. A frozen batch norm runs in inference mode (Keras 3), so its
+    statistics stay as loaded too: a frozen frontend computes the same features at every step."""
+    for layer in frontend_layers(model):
+        layer.trainable = trainable
+
+
+# ---------------------------------------------------------------------------------------------------
 # The run
 
 
@@ -338,7 +459,9 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         data: already prepared data (tests, notebooks); default: ``prepare_data(config.data)``.
 
     Raises:
-        ValueError: ``run_dir`` already holds a run and ``resume`` is False, or holds none and it is True.
+        ValueError: ``run_dir`` already holds a run and ``resume`` is False, or holds none and it is True; or
+            ``config.init_from`` is no model this run can start from (see ``find_init_model``).
+        FileNotFoundError: nothing to start from at ``config.init_from``.
     """
     run = RunFolder(run_dir if run_dir is not None else default_run_dir())
     if resume:
@@ -350,10 +473,15 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, *, resume: boo
         config = saved
     elif run.state_json.exists():
         raise ValueError(f"{run.path} already holds a run; pass --resume to continue it, or choose another --run-dir")
+    init = None
+    if not resume and config.init_from is not None:  # checked before the run folder or the data is made
+        init = find_init_model(config, _get_tokenizer(config.data.tokenizer))
+        # resolved: config.json must name the model even where init_from was relative, or runs/latest (which moves on)
+        config = dataclasses.replace(config, init_from=str(Path(config.init_from).resolve()))
     run.path.mkdir(parents=True, exist_ok=True)
     handler, level = _attach_log_file(run)
     try:
-        return _Trainer(config, run, resume, progress, data).run()
+        return _Trainer(config, run, resume, progress, data, init).run()
     finally:
         package = logging.getLogger("lipnet_ko")
         package.removeHandler(handler)
@@ -368,9 +496,8 @@ class _Trainer:
     beside a checkpoint of every variable; a new session built with ``resume=True`` starts from there.
     """
 
-    def __init__(self, config: TrainConfig, run: RunFolder, resume: bool, progress: bool, data: RunData | None):
-        from lipnet_ko.video.extract import PreprocessConfig
-
+    def __init__(self, config: TrainConfig, run: RunFolder, resume: bool, progress: bool, data: RunData | None,
+                 init: InitModel | None = None):
         self.config, self.run_folder, self.progress = config, run, progress
         self.tokenizer = _get_tokenizer(config.data.tokenizer)
         self.preprocess = PreprocessConfig()
@@ -379,6 +506,8 @@ class _Trainer:
         mconfig = self._start_or_check_run(resume, mconfig)
         self._make_batchers()
         self._build_model(mconfig)
+        if init is not None:
+            self._initialise_from(init)
         self._load_state(resume)
         self.budget = None if config.max_minutes is None else config.max_minutes * 60.0  # seconds
         self.session_start = time.perf_counter()
@@ -433,15 +562,49 @@ class _Trainer:
 
         config = self.config
         keras.utils.set_random_seed(config.seed)
-        strategy = make_strategy(config.strategy)
+        self.strategy = strategy = make_strategy(config.strategy)
         with strategy.scope():
             self.model = build_model(mconfig, frames=max(e.num_frames for e in self.train_examples[:64]))
             self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=5.0)
             self.model.compile(optimizer=self.optimizer, jit_compile=False)
             self.optimizer.build(self.model.trainable_variables)
         logger.info("model %s: %.2f M parameters", config.preset, self.model.count_params() / 1e6)
-        self.train_step = make_train_step(self.model, strategy, self.batcher.frame_shape)
+        self.train_steps = {}  # frontend frozen (bool) -> its traced step (see train_step_for)
         self.recognizer = keras_recognizer(self.model, self.tokenizer, self.preprocess, self.run_folder.path)
+
+    def _initialise_from(self, init: InitModel) -> None:
+        load_init_weights(self.model, init)
+        logger.info("weights initialised from %s", init.model_file)
+        if init.preprocess != self.preprocess:
+            logger.warning("%s was trained on crops made with other preprocess settings than this run's", init.model_file)
+
+    def train_step_for(self, epoch: int):
+        """The traced step of ``epoch``'s phase: frontend frozen (the first ``freeze_frontend_epochs``) or trained.
+
+        Sets the frontend's trainable flags for that phase. A step's graph is traced on its first call, over the
+        variables trainable then, so each phase has a step of its own, each traced once.
+        """
+        frozen = epoch < self.config.freeze_frontend_epochs
+        set_frontend_trainable(self.model, not frozen)
+        if frozen not in self.train_steps:
+            if frozen:
+                logger.info("frontend (STCNN) frozen up to epoch %d", self.config.freeze_frontend_epochs)
+            self.train_steps[frozen] = make_train_step(self.model, self.strategy, self.batcher.frame_shape)
+        return self.train_steps[frozen]
+
+    def restart_optimizer(self) -> None:
+        """Every optimizer variable back to zero (Adam's moments and step count) when the frontend unfreezes.
+
+        Adam's bias correction counts the optimizer's steps, not each variable's: frontend moments that start
+        from zero at a late step would go uncorrected and move the trained frontend by several times the
+        learning rate per step (3x at the first step, 6x by the tenth for a steady gradient) for hundreds
+        of steps. Restarted, as Keras' transfer-learning guide recompiles after unfreezing, every variable
+        takes Adam's usual first steps. The learning rate is left alone: ``step`` sets it anyway.
+        """
+        keep = self.optimizer.learning_rate
+        for variable in self.optimizer.variables:
+            if variable is not keep:
+                variable.assign(np.zeros(variable.shape, variable.dtype))
 
     def _load_state(self, resume: bool) -> None:
         """``self.state``: a fresh one, or the saved one with its checkpoint loaded; then the log writers."""
@@ -488,6 +651,7 @@ class _Trainer:
                 self.save_state()
                 break
             self.end_epoch(epoch_start)
+        set_frontend_trainable(self.model, True)  # model.keras is saved with every layer trainable
         write_json_atomic(self.run_folder.state_json, state.to_dict())
         logger.info("training stopped: %s; %d epochs, %d steps, %.1f min",
                     state.stop_reason, state.epoch, state.step, state.train_seconds / 60)
@@ -504,6 +668,7 @@ class _Trainer:
         bar = tqdm(total=steps, initial=state.batch, desc=f"epoch {state.epoch + 1}/{planned}", unit="batch",
                    disable=None if self.progress else True, dynamic_ncols=True, leave=False)
         out_of_time = False
+        self.train_step = self.train_step_for(state.epoch)
         for (crops, crop_lengths), (ids, id_lengths) in source.prefetched(state.epoch, state.batch):
             loss, lr = self.step(((crops, crop_lengths), (ids, id_lengths)))
             bar.update()
@@ -555,6 +720,10 @@ class _Trainer:
             state.planned_epochs = planned
         if decision["stop"]:
             state.finished, state.stop_reason = True, f"early stopping: no better val CER for {config.early_stop_patience} epochs"
+        if config.freeze_frontend_epochs and state.epoch == config.freeze_frontend_epochs:
+            # the checkpoint below holds the restarted optimizer, so a resumed run restarts it once only
+            self.restart_optimizer()
+            logger.info("frontend (STCNN) trained from epoch %d on: optimizer restarted", state.epoch + 1)
         self.save_state()
 
     def validate(self, epoch: int, row: dict) -> dict:
@@ -647,6 +816,7 @@ def finish_run(run: RunFolder, recognizer, data: RunData, config: TrainConfig, s
             "minutes": round(state.train_seconds / 60, 2),
             "stop_reason": state.stop_reason,
             "preset": config.preset,
+            "init_from": config.init_from,
             "parameters": int(model.count_params()),
             "clips": {name: len(v) for name, v in data.splits.items()},
         },

@@ -73,6 +73,7 @@ FLAG_TESTS = {
     "lm build --skip-unsupported": "test_lm_build_skip_unsupported",
     "lm build --min-counts": "test_lm_build_min_counts_prunes_rare_ngrams",
     "lm build-default --out": "test_lm_build_default_writes_where_out_says",
+    "lm build-default --units": "test_lm_build_default_units_char_is_the_grid_grammar",
     "lm corpus --source": "test_lm_corpus_source",
     "lm corpus --grammar-samples": "test_lm_corpus_samples_seed_and_out",
     "lm corpus --seed": "test_lm_corpus_samples_seed_and_out",
@@ -99,6 +100,11 @@ FLAG_TESTS = {
     "data split --out": "test_data_split_by_and_out",
     "data split --held-out": "test_data_split_held_out_and_seed",
     "data split --seed": "test_data_split_held_out_and_seed",
+    "data reframe spec": "test_data_reframe_box_out_and_size",
+    "data reframe --box": "test_data_reframe_box_out_and_size",
+    "data reframe --out": "test_data_reframe_box_out_and_size",
+    "data reframe --width": "test_data_reframe_box_out_and_size",
+    "data reframe --height": "test_data_reframe_box_out_and_size",
     # synth
     "synth --out": "test_synth_counts_split_and_sentence_set",
     "synth --speakers": "test_synth_counts_split_and_sentence_set",
@@ -154,7 +160,10 @@ TRAIN_SAMPLES = {
     "--curriculum-epochs": "2",
     "--strategy": "mirrored",
     "--seed": "5",
+    "--init": "runs/base",
+    "--freeze-frontend-epochs": "2",
 }
+TRAIN_SAMPLE_NEEDS = {"--freeze-frontend-epochs": ("--init", "runs/base")}  # flags a sample is only valid with
 TRAIN_EXTRA_TESTS = {
     "--config": "test_train_config_file_then_flags",
     "--no-time-limit": "test_train_switches",
@@ -614,6 +623,41 @@ def test_lm_build_default_writes_where_out_says(tmp_path, monkeypatch):
     assert not (tmp_path / "default.json").exists()
 
 
+def test_lm_build_default_units_char_is_the_grid_grammar(tmp_path):
+    from lipnet_ko.decoding import lm as lm_module
+
+    out = tmp_path / "grid.arpa.gz"
+    assert cli("lm", "build-default", "--units", "char", "--out", out) == 0
+    model = lm_module.NGramLM.read_arpa(out)
+    assert model.units == "char" and model.order == lm_module.GRID_LM_ORDER
+    assert out.read_bytes() == lm_module.DEFAULT_LM_PATHS["char"].read_bytes()  # the shipped GRID LM, rebuilt
+    jamo = tmp_path / "jamo.arpa.gz"
+    assert cli("lm", "build-default", "--units", "jamo", "--out", jamo) == 0
+    assert lm_module.NGramLM.read_arpa(jamo).units == "jamo"
+
+
+def test_data_reframe_box_out_and_size(tmp_path):
+    from lipnet_ko.data.crop_folders import read_crop_folder
+    from lipnet_ko.video.extract import PreprocessConfig
+    from lipnet_ko.video.mouth import MouthConfig
+
+    frames = np.zeros((3, 80, 160, 3), np.uint8)
+    frames[:, 20:60, 40:120] = 200  # a bright 80x40 patch: the box around it becomes the whole crop
+    root = tmp_path / "wide"
+    (root / "clips" / "c1").mkdir(parents=True)
+    for t, frame in enumerate(frames):
+        cv2.imwrite(str(root / "clips" / "c1" / f"mouth_{t:03d}.png"), frame)
+    (root / "labels.csv").write_text("clip,text\nc1,학생\n", encoding="utf-8")
+    out = tmp_path / "framed"
+    assert cli("data", "reframe", f"crops:{root}", "--box", 40, 20, 120, 60, "--out", out) == 0
+    crops = read_crop_folder(out / "clips" / "c1").crops  # 100x50 by default
+    assert crops.shape == (3, 50, 100, 3) and crops[:, 1:-1, 1:-1].min() == 200  # the edge pixels blend with the surround
+    assert cli("data", "reframe", f"crops:{root}", "--box", 0, 0, 160, 80, "--out", tmp_path / "small",
+               "--width", 40, "--height", 20) == 0  # fmt: skip
+    small = read_crop_folder(tmp_path / "small" / "clips" / "c1", PreprocessConfig(mouth=MouthConfig(width=40, height=20)))
+    assert small.crops.shape == (3, 20, 40, 3) and 0 < small.crops.mean() < 200  # the patch and its dark surround
+
+
 def test_lm_score(text_file, tiny_lm, tmp_path, capsys):
     other_text = tmp_path / "other.txt"
     other_text.write_text("학교 가요\n안녕 하세요\n", encoding="utf-8")
@@ -1005,9 +1049,16 @@ def test_train_flag_sets_its_field(train_script, flag):
     from lipnet_ko.training.config import TrainConfig
 
     name, kind = train_script.FLAGS[flag]
-    config = train_script.config_from_args(train_script.parse_args([flag, TRAIN_SAMPLES[flag]]))
-    assert changed_fields(TrainConfig(), config) == {name}
+    needs = TRAIN_SAMPLE_NEEDS.get(flag, ())
+    config = train_script.config_from_args(train_script.parse_args([*needs, flag, TRAIN_SAMPLES[flag]]))
+    assert changed_fields(TrainConfig(), config) == {name} | {train_script.FLAGS[f][0] for f in needs[::2]}
     assert field_value(config, name) == kind(TRAIN_SAMPLES[flag])
+
+
+def test_train_freeze_without_init_is_refused(train_script, monkeypatch, capsys):
+    monkeypatch.setattr(train_script, "train", lambda *args, **kwargs: pytest.fail("train() ran"))
+    assert train_script.main(["--freeze-frontend-epochs", "2"]) == 2
+    assert "needs init_from" in capsys.readouterr().err
 
 
 def test_train_config_file_then_flags(train_script, tmp_path):

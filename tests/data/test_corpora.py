@@ -131,6 +131,47 @@ def test_grid_real_clips(grid_dir):
     assert result.summary()["seconds"] == pytest.approx(8 * 3.0, abs=0.5)
 
 
+def test_grid_own_layout_videos_beside_alignments(tmp_path):
+    """GRID ships s1/*.mpg beside alignments/s1/*.align; codes repeat across speakers, so a stem alone is ambiguous."""
+    align = (FIXTURES / "grid" / "s3" / "bgaa1p.align").read_text(encoding="utf-8")
+    other = align.replace("green", "blue")  # s4 says another sentence under the same code
+    root = tmp_path / "GRID"
+    for speaker, text in (("s3", align), ("s4", other)):
+        (root / speaker).mkdir(parents=True)
+        flat_video(root / speaker / "bgaa1p.mpg", 10, (64, 48))
+        (root / "alignments" / speaker).mkdir(parents=True)
+        (root / "alignments" / speaker / "bgaa1p.align").write_text(text, encoding="utf-8")
+    result = scan(f"grid:{root}")
+    assert {c.clip_id: (c.speaker, c.text) for c in result.clips} == {
+        "s3/bgaa1p": ("s3", "bin green at a one please"),
+        "s4/bgaa1p": ("s4", "bin blue at a one please"),
+    }
+    # video/ beside align/ (how ../shared/data/grid-s1 is laid out): the speaker is the corpus folder's name
+    flat = tmp_path / "grid-s9"
+    (flat / "video").mkdir(parents=True)
+    flat_video(flat / "video" / "bgaa1p.mp4", 10, (64, 48))
+    (flat / "align").mkdir()
+    (flat / "align" / "bgaa1p.align").write_text(other, encoding="utf-8")
+    (clip,) = scan(f"grid:{flat}").clips
+    assert (clip.clip_id, clip.speaker, clip.text) == ("grid-s9/bgaa1p", "grid-s9", "bin blue at a one please")
+    # two alignments of one code and neither under the video's speaker: skipped, with the reason
+    (flat / "align" / "s1").mkdir()
+    (flat / "align" / "s1" / "bgaa1p.align").write_text(align, encoding="utf-8")
+    (flat / "align" / "bgaa1p.align").rename(flat / "align" / "s2.align")
+    (flat / "align" / "s2").mkdir()
+    (flat / "align" / "s2.align").rename(flat / "align" / "s2" / "bgaa1p.align")
+    ambiguous = scan(f"grid:{flat}")
+    assert not ambiguous.clips and "2 .align files named bgaa1p.align" in ambiguous.skipped[0]["reason"]
+
+
+def test_grid_s1_real_speaker_in_grids_layout(grid_s1_dir):
+    result = scan(f"grid:{grid_s1_dir}")
+    assert len(result.clips) == 900 and not result.skipped
+    assert {c.speaker for c in result.clips} == {grid_s1_dir.name}
+    for clip in result.clips:  # every alignment agrees with the sentence GRID's file name spells
+        assert clip.text == grid_text_from_name(clip.video.stem), clip.clip_id
+
+
 def make_clips(speakers=6, per_speaker=10):
     return [Clip(video=Path(f"/v/{s}_{i}.mp4"), text="가", speaker=f"spk{s}", clip_id=f"spk{s}/{i}")
             for s in range(speakers) for i in range(per_speaker)]

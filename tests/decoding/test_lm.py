@@ -4,6 +4,8 @@ KenLM-style files, the decoder's state tables against the model's own backoff, t
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import math
 import random
 from collections import Counter
@@ -375,7 +377,29 @@ def test_default_lm_prefers_korean_it_was_not_trained_on():
     assert ppl < 8  # per jamo, on sentences the LM never saw (69-way uniform would be 69)
     assert lm.perplexity(text_to_units(s) for s in shuffled if "  " not in s and s.strip() == s) > 2 * ppl
     with pytest.raises(ValueError, match="no default LM"):
-        load_default_lm("char")
+        load_default_lm("syllable")
+
+
+def test_grid_lm_is_the_grammar_and_rebuilds_byte_for_byte(tmp_path):
+    """The char tokenizer's default LM is GRID's grammar: grammatical sentences far likelier than a word out of its slot."""
+    from lipnet_ko.data.corpora import grid_sentences
+    from lipnet_ko.decoding.lm import GRID_LM_ORDER, build_grid_lm, default_lm_path
+
+    sentences = grid_sentences()
+    assert len(sentences) == len(set(sentences)) == 4 * 4 * 4 * 25 * 10 * 4
+    assert default_lm_path(CharTokenizer()) == DEFAULT_LM_PATHS["char"]
+    lm = load_default_lm("char")
+    assert lm.order == GRID_LM_ORDER and lm.units == "char"
+    good = lm.score(text_to_units("bin blue at f two now", "char"))
+    swapped = lm.score(text_to_units("bin blue f at two now", "char"))  # letter and preposition exchanged
+    unknown = lm.score(text_to_units("bin blue at f two later", "char"))  # not a GRID adverb
+    assert good > swapped + 3 and good > unknown + 3  # log10: a thousand times likelier
+    rebuilt = build_grid_lm(tmp_path / "grid.arpa.gz")
+    assert rebuilt.read_bytes() == DEFAULT_LM_PATHS["char"].read_bytes(), (
+        "the shipped GRID LM differs from its recipe; run 'lipnet-ko lm build-default --units char'"
+    )
+    meta = json.loads(metadata_path(DEFAULT_LM_PATHS["char"]).read_text(encoding="utf-8"))
+    assert meta["text_lines"] == len(sentences) and meta["arpa_sha256"] == hashlib.sha256(rebuilt.read_bytes()).hexdigest()
 
 
 def test_decoder_table_is_ready_after_loading():
