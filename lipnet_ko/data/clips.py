@@ -17,11 +17,23 @@ from typing import Any
 
 import numpy as np
 
+from lipnet_ko.text.normalize import normalize_text
+
 MANIFEST_COLUMNS = ("video", "start", "end", "text", "speaker", "clip_id")  # "video" is required
 
 
 class ManifestError(ValueError):
     """A manifest file is malformed; the message names the file and line."""
+
+
+def normalized_transcript(raw_text: str, normalize_options: dict | None = None) -> tuple[str, str | None]:
+    """A label's Korean transcript through ``normalize_text``: ``(text, None)``, or ``("", reason)`` when it cannot be
+    normalised or nothing is left of it (the reason a corpus reader skips the clip with)."""
+    try:
+        text = normalize_text(raw_text, **(normalize_options or {}))
+    except ValueError as error:
+        return "", f"transcript cannot be normalised: {error}"
+    return (text, None) if text else ("", "empty transcript after normalisation")
 
 
 def _default_clip_id(stem: str, start: float | None, end: float | None) -> str:

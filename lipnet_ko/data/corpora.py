@@ -25,10 +25,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from lipnet_ko.data.clips import Clip, ManifestError, read_manifest
+from lipnet_ko.data.clips import Clip, ManifestError, normalized_transcript, read_manifest
 from lipnet_ko.data.crop_folders import read_crop_corpus
 from lipnet_ko.files import write_json_atomic
-from lipnet_ko.text.normalize import normalize_english, normalize_text
+from lipnet_ko.text.normalize import normalize_english
 from lipnet_ko.video.reader import VIDEO_EXTENSIONS, VideoError, find_videos, probe
 
 log = logging.getLogger(__name__)
@@ -294,13 +294,9 @@ def read_aihub_label(
         if last > frames_total:
             result.skip(where, f"box list has {frames_total} boxes but the sentence needs frames up to {last}")
             continue
-        try:
-            text = normalize_text(raw_text, **(normalize_options or {}))
-        except ValueError as error:
-            result.skip(where, f"transcript cannot be normalised: {error}")
-            continue
-        if not text:
-            result.skip(where, "empty transcript after normalisation")
+        text, problem = normalized_transcript(raw_text, normalize_options)
+        if problem:
+            result.skip(where, problem)
             continue
         clips.append(Clip(
             video=video_path, start=start, end=end, text=text, speaker=speaker,

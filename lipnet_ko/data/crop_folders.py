@@ -34,8 +34,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from lipnet_ko.data.clips import Clip
-from lipnet_ko.text.normalize import normalize_text
+from lipnet_ko.data.clips import Clip, normalized_transcript
 from lipnet_ko.video.extract import MouthResult, PreprocessConfig
 from lipnet_ko.video.mouth import NUM_LANDMARKS
 
@@ -165,13 +164,9 @@ def read_crop_corpus(root: str | Path, *, normalize_options: dict | None = None)
         if not raw_text:
             result.skip(where, f"empty text for clip {name!r}")
             continue
-        try:
-            text = normalize_text(raw_text, **(normalize_options or {}))
-        except ValueError as error:
-            result.skip(where, f"transcript cannot be normalised: {error}")
-            continue
-        if not text:
-            result.skip(where, "empty transcript after normalisation")
+        text, problem = normalized_transcript(raw_text, normalize_options)
+        if problem:
+            result.skip(where, problem)
             continue
         folder = clips_dir / name
         if not folder.is_dir():

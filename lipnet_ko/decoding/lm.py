@@ -753,25 +753,32 @@ def build_default_lm(out: str | Path | None = None, folder: str | Path | None = 
         raise ValueError("the sentence pool's LM text is empty; rebuild the pool with 'lipnet-ko text build'")
     model = train_kneser_ney([text_to_units(line, "jamo") for line in lines], order=DEFAULT_LM_ORDER,
                              min_counts=DEFAULT_LM_MIN_COUNTS)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model.write_arpa(out)
-    from lipnet_ko.files import write_json_atomic
-
-    write_json_atomic(metadata_path(out), {
+    _write_shipped_lm(model, out, lines, {
         "units": "jamo",
         "order": DEFAULT_LM_ORDER,
         "min_counts": None if DEFAULT_LM_MIN_COUNTS is None else list(DEFAULT_LM_MIN_COUNTS),
         "smoothing": "interpolated modified Kneser-Ney (lipnet_ko.decoding.lm.train_kneser_ney)",
         "text": "lipnet_ko.text.sentence_pool.lm_text()",
+    }, rebuild="lipnet-ko lm build-default")
+    log.info("wrote %s (%d bytes, %s) from %d lines of lm_text()", out, out.stat().st_size, model, len(lines))
+    return out
+
+
+def _write_shipped_lm(model: NGramLM, out: Path, lines: Sequence[str], recipe: dict, rebuild: str) -> None:
+    """Write a shipped LM and, beside it, its metadata JSON: ``recipe``, then what the text and the file are."""
+    from lipnet_ko.files import write_json_atomic
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.write_arpa(out)
+    write_json_atomic(metadata_path(out), {
+        **recipe,
         "text_lines": len(lines),
         "text_sha256": text_digest(lines),
         "ngrams": [len(level) for level in model.ngrams],
         "arpa_bytes": out.stat().st_size,
         "arpa_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
-        "rebuild": "lipnet-ko lm build-default",
+        "rebuild": rebuild,
     })
-    log.info("wrote %s (%d bytes, %s) from %d lines of lm_text()", out, out.stat().st_size, model, len(lines))
-    return out
 
 
 def build_grid_lm(out: str | Path | None = None) -> Path:
@@ -783,26 +790,17 @@ def build_grid_lm(out: str | Path | None = None) -> Path:
     has no singletons to estimate them from. Deterministic, like :func:`build_default_lm`.
     """
     from lipnet_ko.data.corpora import grid_sentences
-    from lipnet_ko.files import write_json_atomic
 
     out = DEFAULT_LM_PATHS["char"] if out is None else Path(out)
     lines = grid_sentences()
     model = train_kneser_ney([text_to_units(line, "char") for line in lines], order=GRID_LM_ORDER,
                              discounts=[(0.5, 1.0, 1.5)] * GRID_LM_ORDER)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model.write_arpa(out)
-    write_json_atomic(metadata_path(out), {
+    _write_shipped_lm(model, out, lines, {
         "units": "char",
         "order": GRID_LM_ORDER,
         "smoothing": "interpolated modified Kneser-Ney, discounts (0.5, 1.0, 1.5) at every order",
         "text": "lipnet_ko.data.corpora.grid_sentences(): every GRID sentence once",
-        "text_lines": len(lines),
-        "text_sha256": text_digest(lines),
-        "ngrams": [len(level) for level in model.ngrams],
-        "arpa_bytes": out.stat().st_size,
-        "arpa_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
-        "rebuild": "lipnet-ko lm build-default --units char",
-    })
+    }, rebuild="lipnet-ko lm build-default --units char")
     log.info("wrote %s (%d bytes, %s) from the %d GRID sentences", out, out.stat().st_size, model, len(lines))
     return out
 
