@@ -14,6 +14,7 @@ def test_grid_gets_letters_and_no_synthetic_colour_augmentation():
     assert (config.augment.channel_gain, config.augment.saturation_range, config.augment.texture) == (0.0, (1.0, 1.0), 0.0)
     assert config.augment.flip_prob == AugmentConfig().flip_prob  # the geometric transforms stay
     assert config.preset == TrainConfig().preset and config.max_minutes == TrainConfig().max_minutes
+    assert config.epochs > 200  # the budget, not the epoch cap, ends a GRID run
 
 
 def test_the_synthetic_default_and_kinds_without_a_recipe_are_left_as_they_are():
