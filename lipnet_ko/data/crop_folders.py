@@ -374,7 +374,8 @@ def reframe_crop_corpus(root: str | Path, out: str | Path, box: tuple[float, flo
     width, height = config.mouth.width, config.mouth.height
     matrix = reframe_box(box, width, height)
     shrink = matrix[0, 0] < 1 or matrix[1, 1] < 1
-    header, rows = _label_rows(root / LABELS_NAME)
+    table, header = _labels_table(root / LABELS_NAME)  # read_crop_corpus read it fine, so no ValueError here
+    rows = {row["clip"].strip(): row for _, row in table if row.get("clip")}
     kept_rows, failed, written = [], [], 0
     (out / CLIPS_DIR).mkdir(parents=True, exist_ok=True)
     for clip in tqdm(corpus.clips, desc="reframe", unit="clip", disable=not progress):
@@ -411,8 +412,8 @@ def reframe_crop_corpus(root: str | Path, out: str | Path, box: tuple[float, flo
         kept_rows.append(rows[folder.name])
         written += 1
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(header)
+    writer = csv.DictWriter(text, fieldnames=header, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
     writer.writerows(kept_rows)
     labels = out / LABELS_NAME
     temp_labels = labels.with_name(f".{labels.name}.{os.getpid()}.tmp")
@@ -422,11 +423,3 @@ def reframe_crop_corpus(root: str | Path, out: str | Path, box: tuple[float, flo
                                              "size": [width, height], "clips": written, "failed": failed})  # fmt: skip
     return {"clips": written, "failed": failed, "out": str(out)}
 
-
-def _label_rows(labels: Path) -> tuple[list[str], dict[str, list[str]]]:
-    """labels.csv as (header, {clip: its row}), the rows as written, for copying them unchanged."""
-    with open(labels, encoding="utf-8", newline="") as handle:
-        table = list(csv.reader(handle))
-    header = [name.strip() for name in table[0]]
-    column = header.index("clip")
-    return header, {row[column].strip(): row for row in table[1:] if len(row) > column}
